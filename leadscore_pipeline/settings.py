@@ -1,0 +1,72 @@
+"""Every knob of LeadScore in one pydantic-settings class, read from `LEADSCORE_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore")
+
+    home: Path = Path(".leadscore")
+    # Unset: `leadscore up` starts an embedded PostgreSQL under `home` and exports its URL here.
+    database_url: str | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    dagster_port: int = 3000
+    load_sample: bool = True
+
+    admin_token: str | None = None
+    ingest_key: str | None = None
+
+    # Scoring (SPEC section 4).
+    score_floor: int = 0
+    score_cap: int = 1000
+    inactivity_days: int = Field(30, ge=0)
+    decay_points: int = Field(5, ge=0)
+    tier_warm: int = 50
+    tier_hot: int = 150
+    tier_qualified: int = 300
+
+    # Ingestion limits (SPEC section 2).
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_batch_events: int = 2000
+    max_future_seconds: int = 3600
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Settings:
+        if self.score_floor > self.score_cap:
+            raise ValueError("LEADSCORE_SCORE_FLOOR must not exceed LEADSCORE_SCORE_CAP")
+        if not self.tier_warm <= self.tier_hot <= self.tier_qualified:
+            raise ValueError("tier thresholds must be ordered: warm <= hot <= qualified")
+        return self
+
+    @property
+    def scoring(self) -> ScoringParams:
+        return ScoringParams(
+            floor=self.score_floor,
+            cap=self.score_cap,
+            inactivity_days=self.inactivity_days,
+            decay_points=self.decay_points,
+        )
+
+    @property
+    def tiers(self) -> TierThresholds:
+        return TierThresholds(warm=self.tier_warm, hot=self.tier_hot, qualified=self.tier_qualified)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home.resolve() / "dagster"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
