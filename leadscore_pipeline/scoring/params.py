@@ -28,3 +28,7 @@ DEFAULT_RULES: dict[str, int] = {
     "PURCHASE": 100,
     "REFUND": -50,
 }
+
+# Leads are split into this many buckets by `hashtext(lead_key) & 15` in Postgres (migration 0001):
+# the partitions of the scoring assets, so a replay can run buckets side by side.
+LEAD_BUCKETS = 16
