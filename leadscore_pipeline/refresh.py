@@ -1,0 +1,303 @@
+"""The pipeline's three steps against Postgres: dedup deliveries, score leads, decay current scores.
+
+Each step is one transaction, idempotent, and scoped either to what landed since the last micro-batch
+(`Scope.incremental`) or to whole lead buckets (a replay). Writers take Postgres advisory locks: one per
+step for micro-batches, and one per lead bucket, always in bucket order, so a micro-batch and a replay
+never write the same leads at once and never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+import psycopg
+
+from leadscore_pipeline.db.frames import copy_frame, read_frame
+from leadscore_pipeline.ingest.land import landed_through
+from leadscore_pipeline.scoring.dedup import delivery_tallies, first_deliveries
+from leadscore_pipeline.scoring.fold import current_score, tier
+from leadscore_pipeline.scoring.leads import invariant_violations, score_leads
+from leadscore_pipeline.scoring.params import LEAD_BUCKETS, ScoringParams, TierThresholds
+
+DEDUP_LOCK, SCORE_LOCK, DECAY_LOCK = 7_406_010, 7_406_011, 7_406_012
+BUCKET_LOCK_BASE = 7_406_100
+ALL_BUCKETS = tuple(range(LEAD_BUCKETS))
+
+TIMESTAMP = pl.Datetime("us", "UTC")
+DELIVERY_SCHEMA = {
+    "seq": pl.Int64,
+    "event_id": pl.String,
+    "lead_key": pl.String,
+    "lead_bucket": pl.Int16,
+    "event_type": pl.String,
+    "event_time": TIMESTAMP,
+    "email": pl.String,
+    "external_id": pl.String,
+    "name": pl.String,
+    "company": pl.String,
+    "source": pl.String,
+    "metadata": pl.String,
+}
+_DELIVERY_COLUMNS = ", ".join(f"r.{name}" for name in DELIVERY_SCHEMA)
+CLEAN_SCHEMA = {
+    "event_id": pl.String,
+    "seq": pl.Int64,
+    "lead_key": pl.String,
+    "lead_bucket": pl.Int16,
+    "event_type": pl.String,
+    "event_time": TIMESTAMP,
+    "email": pl.String,
+    "name": pl.String,
+    "company": pl.String,
+    "source": pl.String,
+}
+_CLEAN_COLUMNS = ", ".join(f"c.{name}" for name in CLEAN_SCHEMA)
+RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
+LEAD_SCORE_SCHEMA = {
+    "lead_key": pl.String,
+    "lead_bucket": pl.Int16,
+    "score_at_last_event": pl.Int64,
+    "last_event_at": TIMESTAMP,
+    "scored_seq": pl.Int64,
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a step covers: lead buckets, and whether only what changed since the last micro-batch."""
+
+    buckets: tuple[int, ...] = ALL_BUCKETS
+    incremental: bool = False
+    through_seq: int | None = None  # a micro-batch's upper bound: the sensor's range end
+
+
+@dataclass(frozen=True)
+class StepResult:
+    rows: int  # clean events inserted, leads scored, or current scores written
+    through_seq: int  # the landing sequence number the step's output now reflects
+    details: dict[str, int]
+    checks: dict[str, int]  # invariant violations counted on what the step wrote (0 = passed)
+
+
+def _lock(conn: psycopg.Connection, keys: Iterable[int]) -> None:
+    for key in sorted(set(keys)):
+        conn.execute("select pg_advisory_xact_lock(%s)", (key,))
+
+
+def _lock_buckets(conn: psycopg.Connection, buckets: Iterable[int]) -> None:
+    _lock(conn, (BUCKET_LOCK_BASE + int(b) for b in buckets))
+
+
+def _state(conn: psycopg.Connection) -> dict[str, int]:
+    cursor = conn.execute("select deduped_through, scored_through, decayed_through, rules_version from pipeline_state")
+    return dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
+
+
+def _buckets_sql(buckets: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(int(b)) for b in buckets) + ")"
+
+
+# --- step 1: raw deliveries -> clean events -------------------------------------------------------
+
+
+def dedup_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
+    """Insert each event's first delivery into clean_events and count the later ones as duplicates."""
+    if scope.incremental:
+        return _dedup_new_deliveries(conn, scope)
+    return _rebuild_clean_events(conn, scope.buckets)
+
+
+def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
+    through = landed_through(conn)
+    if scope.through_seq is not None:
+        through = min(through, scope.through_seq)
+    with conn.transaction():
+        _lock(conn, [DEDUP_LOCK])
+        start = _state(conn)["deduped_through"]
+        if through <= start:
+            return StepResult(0, start, {"deliveries": 0}, {"duplicate_event_ids": 0})
+        window = {"start": start, "through": through}
+        batch = read_frame(
+            conn,
+            f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq > {{start}} and r.seq <= {{through}}",
+            DELIVERY_SCHEMA,
+            window,
+        )
+        # First deliveries of events already clean that this batch delivers again: to tell conflicts.
+        earlier = read_frame(
+            conn,
+            f"""select {_DELIVERY_COLUMNS} from clean_events c join raw_deliveries r on r.seq = c.seq
+                where c.event_id in (select event_id from raw_deliveries
+                                     where seq > {{start}} and seq <= {{through}})""",
+            DELIVERY_SCHEMA,
+            window,
+        )
+        deliveries = pl.concat([earlier, batch])
+        firsts = first_deliveries(deliveries.lazy()).collect()
+        tallies = delivery_tallies(deliveries.lazy(), firsts.lazy()).collect()
+        new_events = firsts.filter(pl.col("seq") > start)
+        repeated = tallies.join(new_events.select("event_id"), on="event_id", how="anti")
+
+        _lock_buckets(conn, pl.concat([new_events["lead_bucket"], earlier["lead_bucket"]]).unique())
+        copy_frame(conn, "clean_events", _clean_rows(new_events, tallies))
+        if not repeated.is_empty():
+            conn.execute(
+                "create temp table repeated_tallies (event_id text, duplicates int, conflicts int) on commit drop"
+            )
+            copy_frame(conn, "repeated_tallies", repeated)
+            conn.execute(
+                """update clean_events c set duplicates = c.duplicates + t.duplicates,
+                                             conflicts = c.conflicts + t.conflicts
+                   from repeated_tallies t where t.event_id = c.event_id"""
+            )
+        conn.execute("update pipeline_state set deduped_through = %s", (through,))
+    return StepResult(
+        new_events.height,
+        through,
+        {
+            "deliveries": batch.height,
+            "duplicates": int(tallies["duplicates"].sum()),
+            "conflicts": int(tallies["conflicts"].sum()),
+        },
+        {"duplicate_event_ids": _repeated_ids(new_events)},
+    )
+
+
+def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) -> StepResult:
+    with conn.transaction():
+        _lock_buckets(conn, buckets)
+        # Replay what the micro-batches have deduped so far; later deliveries stay theirs.
+        through = _state(conn)["deduped_through"]
+        # The first delivery of an event may belong to another bucket, so dedup sees every delivery.
+        deliveries = read_frame(
+            conn,
+            f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq <= {{through}}",
+            DELIVERY_SCHEMA,
+            {"through": through},
+        ).lazy()
+        firsts = first_deliveries(deliveries)
+        tallies = delivery_tallies(deliveries, firsts)
+        rebuilt = _clean_rows(firsts.filter(pl.col("lead_bucket").is_in(buckets)).collect(), tallies.collect())
+        conn.execute(f"delete from clean_events where lead_bucket in {_buckets_sql(buckets)}")
+        copy_frame(conn, "clean_events", rebuilt)
+    return StepResult(
+        rebuilt.height,
+        through,
+        {"duplicates": int(rebuilt["duplicates"].sum()), "conflicts": int(rebuilt["conflicts"].sum())},
+        {"duplicate_event_ids": _repeated_ids(rebuilt)},
+    )
+
+
+def _repeated_ids(events: pl.DataFrame) -> int:
+    return int(events["event_id"].is_duplicated().sum())
+
+
+def _clean_rows(firsts: pl.DataFrame, tallies: pl.DataFrame) -> pl.DataFrame:
+    return (
+        firsts.select(*CLEAN_SCHEMA)
+        .join(tallies, on="event_id", how="left")
+        .with_columns(pl.col("duplicates", "conflicts").fill_null(0))
+    )
+
+
+# --- step 2: clean events -> lead scores and score history ----------------------------------------
+
+
+def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams) -> StepResult:
+    """Rescore leads from their full clean history: the touched ones (micro-batch) or whole buckets."""
+    with conn.transaction():
+        if scope.incremental:
+            _lock(conn, [SCORE_LOCK])
+        state = _state(conn)
+        start, through = state["scored_through"], state["deduped_through"]
+        if scope.incremental:
+            if through <= start:
+                return StepResult(0, start, {"events": 0}, {"out_of_bounds": 0, "sum_mismatch": 0})
+            leads = f"(select lead_key from clean_events where seq > {start} and seq <= {through})"
+            buckets = conn.execute(
+                f"select distinct lead_bucket from clean_events where seq > {start} and seq <= {through}"
+            ).fetchall()
+            _lock_buckets(conn, (b for (b,) in buckets))
+            where = f"c.lead_key in {leads}"
+        else:
+            _lock_buckets(conn, scope.buckets)
+            through = _state(conn)["deduped_through"]
+            where = f"c.lead_bucket in {_buckets_sql(scope.buckets)}"
+
+        events = read_frame(conn, f"select {_CLEAN_COLUMNS} from clean_events c where {where}", CLEAN_SCHEMA)
+        rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
+        scored = score_leads(events.lazy(), rules.lazy(), params)
+        history = scored.history
+        leads_frame = scored.leads.with_columns(
+            rules_version=pl.lit(state["rules_version"]), scored_seq=pl.lit(through)
+        )
+
+        target = where.replace("c.", "")
+        conn.execute(f"delete from score_history where {target}")
+        conn.execute(f"delete from lead_scores where {target}")
+        copy_frame(conn, "score_history", history)
+        copy_frame(conn, "lead_scores", leads_frame)
+        if scope.incremental:
+            conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
+        else:
+            conn.execute(
+                f"""update bucket_state set rules_version = %s, rescored_at = now()
+                    where lead_bucket in {_buckets_sql(scope.buckets)}""",
+                (state["rules_version"],),
+            )
+            conn.execute("update pipeline_state set last_replay_at = now()")
+    return StepResult(
+        leads_frame.height,
+        through,
+        {"events": events.height},
+        invariant_violations(history, leads_frame, params),
+    )
+
+
+# --- step 3: lead scores -> current scores (decay to now) -----------------------------------------
+
+
+def decay_scores(
+    conn: psycopg.Connection,
+    scope: Scope,
+    params: ScoringParams,
+    tiers: TierThresholds,
+    as_of: datetime | None = None,
+) -> StepResult:
+    """Write each lead's current score and tier as of `as_of`: leads rescored since last time, or whole buckets."""
+    as_of = as_of or datetime.now(UTC)
+    with conn.transaction():
+        if scope.incremental:
+            # Hold off scorers and every bucket: what we read is exactly what we replace.
+            _lock(conn, [SCORE_LOCK, DECAY_LOCK])
+            _lock_buckets(conn, ALL_BUCKETS)
+            start = _state(conn)["decayed_through"]
+            where = f"scored_seq > {start}"
+        else:
+            _lock_buckets(conn, scope.buckets)
+            where = f"lead_bucket in {_buckets_sql(scope.buckets)}"
+        leads = read_frame(
+            conn,
+            f"""select lead_key, lead_bucket, score_at_last_event, last_event_at, scored_seq
+                from lead_scores where {where}""",
+            LEAD_SCORE_SCHEMA,
+        )
+        current = leads.select(
+            "lead_key",
+            "lead_bucket",
+            score=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params),
+        ).with_columns(tier=tier(pl.col("score"), tiers), as_of=pl.lit(as_of).dt.convert_time_zone("UTC"))
+        conn.execute(f"delete from current_scores where lead_key in (select lead_key from lead_scores where {where})")
+        copy_frame(conn, "current_scores", current)
+        if scope.incremental:
+            through = max(start, leads["scored_seq"].max() or 0)
+            conn.execute("update pipeline_state set decayed_through = %s", (through,))
+        else:
+            conn.execute("update pipeline_state set last_decay_at = now()")
+    out_of_bounds = current.join(leads, on="lead_key").filter(
+        (pl.col("score") < params.floor) | (pl.col("score") > pl.col("score_at_last_event").clip(params.floor))
+    )
+    return StepResult(current.height, 0, {"leads": current.height}, {"out_of_bounds": out_of_bounds.height})

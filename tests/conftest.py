@@ -1,0 +1,67 @@
+"""Test fixtures: a real Postgres (embedded unless LEADSCORE_TEST_DATABASE_URL is set), one database per run."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from leadscore_pipeline.db.embedded import drop_database, ensure_database, start_embedded, stop_embedded
+from leadscore_pipeline.db.engine import engine_for
+from leadscore_pipeline.db.migrate import migrate, seed_default_rules
+from leadscore_pipeline.db.urls import libpq_url
+from leadscore_pipeline.settings import get_settings
+
+DERIVED_AND_RAW = "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("LEADSCORE_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    data_dir = tmp_path_factory.mktemp("pg") / "pgdata"
+    url = start_embedded(data_dir)
+    yield url
+    stop_embedded(data_dir)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh database for this test run, migrated; dropped at the end so nothing is left behind."""
+    name = f"leadscore_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = ensure_database(postgres_server_url, name)
+    os.environ["LEADSCORE_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    migrate(url)
+    yield url
+    engine_for(url).dispose()
+    drop_database(postgres_server_url, name)
+
+
+def reset_database(url: str) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute(f"truncate {DERIVED_AND_RAW} restart identity")
+        conn.execute(
+            """update pipeline_state set deduped_through = 0, scored_through = 0, decayed_through = 0,
+                   rules_version = 1, last_microbatch_at = null, last_replay_at = null, last_decay_at = null"""
+        )
+        conn.execute("update bucket_state set rules_version = 1, rescored_at = null")
+    seed_default_rules(engine_for(url))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[str]:
+    """The test database, emptied and reseeded with the default rules before the test."""
+    reset_database(database_url)
+    yield database_url
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(libpq_url(db)) as connection:
+        yield connection
