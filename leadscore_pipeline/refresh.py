@@ -92,7 +92,7 @@ def _lock_buckets(conn: psycopg.Connection, buckets: Iterable[int]) -> None:
 
 
 def _state(conn: psycopg.Connection) -> dict[str, int]:
-    cursor = conn.execute("select deduped_through, scored_through, decayed_through, rules_version from pipeline_state")
+    cursor = conn.execute("select deduped_through, scored_through, served_through, rules_version from pipeline_state")
     return dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
 
 
@@ -274,7 +274,8 @@ def decay_scores(
             # Hold off scorers and every bucket: what we read is exactly what we replace.
             _lock(conn, [SCORE_LOCK, DECAY_LOCK])
             _lock_buckets(conn, ALL_BUCKETS)
-            start = _state(conn)["decayed_through"]
+            state = _state(conn)
+            start = state["served_through"]
             where = f"scored_seq > {start}"
         else:
             _lock_buckets(conn, scope.buckets)
@@ -293,8 +294,8 @@ def decay_scores(
         conn.execute(f"delete from current_scores where lead_key in (select lead_key from lead_scores where {where})")
         copy_frame(conn, "current_scores", current)
         if scope.incremental:
-            through = max(start, leads["scored_seq"].max() or 0)
-            conn.execute("update pipeline_state set decayed_through = %s", (through,))
+            # Under SCORE_LOCK every lead scored through scored_through is committed and was read.
+            conn.execute("update pipeline_state set served_through = %s", (state["scored_through"],))
         else:
             conn.execute("update pipeline_state set last_decay_at = now()")
     out_of_bounds = current.join(leads, on="lead_key").filter(

@@ -47,7 +47,7 @@ def reset_database(url: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(f"truncate {DERIVED_AND_RAW} restart identity")
         conn.execute(
-            """update pipeline_state set deduped_through = 0, scored_through = 0, decayed_through = 0,
+            """update pipeline_state set deduped_through = 0, scored_through = 0, served_through = 0,
                    rules_version = 1, last_microbatch_at = null, last_replay_at = null, last_decay_at = null"""
         )
         conn.execute("update bucket_state set rules_version = 1, rescored_at = null")

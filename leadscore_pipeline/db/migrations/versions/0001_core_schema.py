@@ -114,7 +114,8 @@ def upgrade() -> None:
             id                    smallint primary key default 1 check (id = 1),
             deduped_through       bigint not null default 0,
             scored_through        bigint not null default 0,
-            decayed_through       bigint not null default 0,
+            -- through which landing seq the current scores (what the API serves) are up to date
+            served_through        bigint not null default 0,
             rules_version         integer not null default 1,
             scoring_fingerprint   text,
             last_microbatch_at    timestamptz,
