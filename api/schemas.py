@@ -1,0 +1,102 @@
+"""Request and response shapes of the HTTP API (SPEC section 5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Tier = Literal["cold", "warm", "hot", "qualified"]
+
+
+class EventIn(BaseModel):
+    """One event as a client sends it (documentation only: the body is validated field by field)."""
+
+    event_id: str | None = Field(None, description="1-128 chars; derived from the content when absent")
+    event_type: str = Field(..., examples=["PAGE_VIEW"])
+    timestamp: str | None = Field(None, description="ISO-8601; no offset means UTC; absent: receive time")
+    email: str | None = None
+    lead_id: str | None = Field(None, description="the sender's own id for the lead")
+    source: str | None = None
+    name: str | None = None
+    company: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class BatchAccepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+
+
+class LeadRow(BaseModel):
+    lead_key: str
+    email: str | None
+    name: str | None
+    company: str | None
+    score: int
+    tier: Tier
+    last_event_at: datetime
+
+
+class RankedLead(LeadRow):
+    rank: int
+
+
+class Leaderboard(BaseModel):
+    as_of: datetime | None
+    leads: list[RankedLead]
+
+
+class LeadPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    leads: list[LeadRow]
+
+
+class EventTypePoints(BaseModel):
+    event_type: str
+    events: int
+    points: int
+
+
+class LeadDetail(LeadRow):
+    score_at_last_event: int
+    first_event_at: datetime
+    events: int
+    as_of: datetime
+    points_by_event_type: list[EventTypePoints]
+
+
+class HistoryRow(BaseModel):
+    event_id: str
+    event_type: str
+    event_time: datetime
+    points: int
+    decay: int
+    change: int
+    score_after: int
+
+
+class LeadHistory(BaseModel):
+    lead_key: str
+    total: int
+    history: list[HistoryRow]
+
+
+class PipelineStatus(BaseModel):
+    landed_through: int
+    deduped_through: int
+    scored_through: int
+    lag: int
+    rules_version: int
+    scored_rules_version: int
+    last_microbatch_at: datetime | None
+    last_replay_at: datetime | None
+    last_decay_at: datetime | None
