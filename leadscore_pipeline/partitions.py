@@ -1,6 +1,5 @@
 """The lead-bucket partitions of the scoring assets and the run tags that scope a run."""
 
-
 import dagster as dg
 
 from leadscore_pipeline.refresh import Scope

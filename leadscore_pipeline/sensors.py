@@ -1,6 +1,5 @@
 """Sensors: start a micro-batch run for every new range of landed deliveries."""
 
-
 import dagster as dg
 
 from leadscore_pipeline.ingest.land import landed_through

@@ -1,6 +1,5 @@
 """Turn each SQL model in dbt_like_sql/ into a Dagster asset that (re)creates its Postgres view."""
 
-
 import dagster as dg
 
 from leadscore_pipeline.db.engine import engine_for

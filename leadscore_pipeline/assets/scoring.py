@@ -1,6 +1,5 @@
 """Dagster assets over the refresh steps: clean events -> lead scores + history -> current scores."""
 
-
 import dagster as dg
 
 from leadscore_pipeline import refresh

@@ -11,7 +11,9 @@ GOOD = {"event_id": "e-1", "event_type": "page_view ", "email": " Ann@Acme.io ",
 
 
 def landed(conn) -> list[tuple]:
-    return conn.execute("select event_id, event_type, lead_key, channel, source from raw_deliveries order by seq").fetchall()
+    return conn.execute(
+        "select event_id, event_type, lead_key, channel, source from raw_deliveries order by seq"
+    ).fetchall()
 
 
 def fields(response) -> set[str]:

@@ -21,7 +21,9 @@ def score_all(conn) -> None:
 def scored(conn):
     land(
         conn,
-        event("a1", "PURCHASE", "2026-11-20T10:00:00Z", email="ann@acme.io", metadata={"name": "Ann", "company": "Acme"}),
+        event(
+            "a1", "PURCHASE", "2026-11-20T10:00:00Z", email="ann@acme.io", metadata={"name": "Ann", "company": "Acme"}
+        ),
         event("a2", "DEMO_REQUEST", "2026-11-21T10:00:00Z", email="ann@acme.io"),
         event("b1", "DEMO_REQUEST", "2026-11-21T10:00:00Z", email="bob@globex.com", metadata={"name": "Bob"}),
         event("c1", "PAGE_VIEW", "2026-11-22T10:00:00Z", email=None, lead_id="crm-1"),

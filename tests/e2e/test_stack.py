@@ -45,7 +45,12 @@ def stack(db: str, tmp_path: Path):
     port = free_port()
     dagster_home = tmp_path / "dagster"
     write_dagster_yaml(dagster_home, db)
-    env = {**os.environ, "LEADSCORE_DATABASE_URL": db, "DAGSTER_HOME": str(dagster_home), "LEADSCORE_HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "LEADSCORE_DATABASE_URL": db,
+        "DAGSTER_HOME": str(dagster_home),
+        "LEADSCORE_HOME": str(tmp_path),
+    }
     logs = (tmp_path / "api.log").open("wb"), (tmp_path / "daemon.log").open("wb")
     processes = [
         subprocess.Popen(

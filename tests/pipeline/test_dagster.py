@@ -69,10 +69,14 @@ def test_sensor_requests_each_new_range_once(db, conn, instance):
     assert first.run_requests[0].tags[MODE_TAG] == MICROBATCH
     assert first.cursor == "2"
 
-    idle = new_deliveries_sensor.evaluate_tick(dg.build_sensor_context(cursor="2", instance=instance, resources=resources))
+    idle = new_deliveries_sensor.evaluate_tick(
+        dg.build_sensor_context(cursor="2", instance=instance, resources=resources)
+    )
     assert idle.run_requests == [] and idle.skip_message.startswith("nothing new")
 
     land(conn, event("e3", "PAGE_VIEW", "2026-11-01T12:00:00Z"))
-    nxt = new_deliveries_sensor.evaluate_tick(dg.build_sensor_context(cursor="2", instance=instance, resources=resources))
+    nxt = new_deliveries_sensor.evaluate_tick(
+        dg.build_sensor_context(cursor="2", instance=instance, resources=resources)
+    )
     assert [r.run_key for r in nxt.run_requests] == ["deliveries-3-3"]
     assert nxt.cursor == "3"
