@@ -25,6 +25,12 @@ class Settings(BaseSettings):
 
     admin_token: str | None = None
     ingest_key: str | None = None
+    # Standard Webhooks secrets (`whsec_<base64>`), comma-separated: several at once lets a sender rotate.
+    webhook_secrets: str | None = None
+    webhook_tolerance_seconds: int = 300
+    # CSV files dropped here are landed by a Dagster sensor; default: $LEADSCORE_HOME/dropzone.
+    drop_dir: Path | None = None
+    dagster_url: str | None = None  # the Dagster webserver the API launches replays through
 
     # Scoring (SPEC section 4).
     score_floor: int = 0
@@ -61,6 +67,14 @@ class Settings(BaseSettings):
     @property
     def tiers(self) -> TierThresholds:
         return TierThresholds(warm=self.tier_warm, hot=self.tier_hot, qualified=self.tier_qualified)
+
+    @property
+    def webhook_secret_list(self) -> list[str]:
+        return [secret.strip() for secret in (self.webhook_secrets or "").split(",") if secret.strip()]
+
+    @property
+    def dropzone(self) -> Path:
+        return (self.drop_dir or self.home / "dropzone").resolve()
 
     @property
     def dagster_home(self) -> Path:
