@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, BinaryIO
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, File, Request, UploadFile
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import IngestKeyDep
 from api.deps import SettingsDep
 from api.errors import ClientError, field_error
 from api.schemas import BatchAccepted, EventAccepted, EventIn
 from leadscore_pipeline.db.engine import get_engine
 from leadscore_pipeline.ingest.accept import RejectedEvents, accept_events
+from leadscore_pipeline.ingest.csv_batches import CsvResult, UnreadableCsv, land_csv
 from leadscore_pipeline.settings import Settings
 
-router = APIRouter(prefix="/api/events", tags=["events"])
+router = APIRouter(prefix="/api/events", tags=["events"], dependencies=[IngestKeyDep])
 
 _ONE_EVENT_BODY = {
     "requestBody": {
@@ -44,10 +47,11 @@ async def _json_body(request: Request, max_bytes: int) -> Any:
 
 
 def _land(records: list[Any], settings: Settings, *, single: bool) -> list[str]:
+    channel = "api" if single else "batch"
     try:
         # The transaction commits when this block ends: only then is the request acknowledged.
         with get_engine().begin() as conn:
-            return accept_events(conn.connection.driver_connection, records, channel="api", settings=settings)
+            return accept_events(conn.connection.driver_connection, records, channel=channel, settings=settings)
     except RejectedEvents as rejected:
         raise ClientError(422, [e.as_dict(with_index=not single) for e in rejected.errors]) from None
 
@@ -73,3 +77,31 @@ async def post_batch(request: Request, settings: SettingsDep) -> BatchAccepted:
         raise field_error(422, "body", "the batch is empty")
     event_ids = await run_in_threadpool(_land, records, settings, single=False)
     return BatchAccepted(accepted=len(event_ids), event_ids=event_ids)
+
+
+class CsvAccepted(BaseModel):
+    accepted: int
+    rejected: int
+    errors: list[dict[str, object]]
+
+
+def _land_upload(stream: BinaryIO, file_name: str, settings: Settings) -> CsvResult:
+    try:
+        with get_engine().begin() as conn:
+            return land_csv(
+                conn.connection.driver_connection, stream, file_name=file_name, channel="csv", settings=settings
+            )
+    except UnreadableCsv as exc:
+        raise field_error(422, "file", str(exc)) from None
+
+
+@router.post("/upload", status_code=202, response_model=CsvAccepted)
+async def upload_csv(
+    settings: SettingsDep,
+    file: Annotated[
+        UploadFile, File(description="CSV with columns event_id,event_type,lead_id,email,timestamp,metadata")
+    ],
+) -> CsvResult:
+    """Good rows land, bad rows are kept (GET /api/ingest/rejections); an unreadable file lands nothing."""
+    # The upload is spooled to disk by the server; land_csv streams it in chunks.
+    return await run_in_threadpool(_land_upload, file.file, file.filename or "upload.csv", settings)
