@@ -1,11 +1,49 @@
-"""The `leadscore` command: `up` starts everything, `migrate` brings a database to the current schema."""
+"""The `leadscore` command: start everything, migrate, replay, and sign webhooks to try them with curl."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import time
+from pathlib import Path
 
 from leadscore_pipeline.settings import get_settings
+
+
+def _replay(wait: bool) -> None:
+    from leadscore_pipeline.replay import ReplayError, launch_replay, replay_state
+
+    url = get_settings().dagster_base_url
+    try:
+        replay_id = launch_replay(url, trigger="cli")
+        print(f"replay {replay_id} launched: follow it at {url}/overview/backfills/{replay_id}")
+        while wait:
+            state = replay_state(url, replay_id)
+            if state in ("succeeded", "failed"):
+                print(f"replay {replay_id}: {state}")
+                sys.exit(0 if state == "succeeded" else 1)
+            time.sleep(2)
+    except ReplayError as exc:
+        sys.exit(f"could not replay: {exc} (is `make up` running?)")
+
+
+def _sign(body_file: str, secret: str | None, url: str) -> None:
+    import shlex
+
+    from leadscore_pipeline.ingest.webhook import sign_webhook
+
+    secrets = get_settings().webhook_secret_list
+    secret = secret or (secrets[0] if secrets else None)
+    if not secret:
+        sys.exit("no secret: pass --secret or set LEADSCORE_WEBHOOK_SECRETS")
+    body = sys.stdin.buffer.read() if body_file == "-" else Path(body_file).read_bytes()
+    headers = sign_webhook(body, secret)
+    for name, value in headers.items():
+        print(f"{name}: {value}")
+    options = " ".join(f"-H {shlex.quote(f'{name}: {value}')}" for name, value in headers.items())
+    data = "@-" if body_file == "-" else f"@{body_file}"
+    print(f"\ncurl -X POST {url} -H 'content-type: application/json' {options} --data-binary {shlex.quote(data)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,6 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start Postgres, migrations, the API and Dagster (webserver + daemon)")
     commands.add_parser("migrate", help="apply migrations and SQL models to LEADSCORE_DATABASE_URL")
+    replay = commands.add_parser("replay", help="rescore everything from the raw events (a Dagster backfill)")
+    replay.add_argument("--wait", action="store_true", help="wait until the backfill ends")
+    webhook = commands.add_parser("webhook", help="webhook helpers")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True)
+    sign = webhook_commands.add_parser("sign", help="print Standard Webhooks headers (and a curl line) for a body")
+    sign.add_argument("body", help="file with the JSON body, or - for standard input")
+    sign.add_argument("--secret", help="whsec_... secret (default: the first of LEADSCORE_WEBHOOK_SECRETS)")
+    sign.add_argument("--url", default=None, help="where the curl line posts (default: this API's /api/webhook)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
@@ -27,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
 
         migrate(database_url())
         print("database is at the current schema")
+    elif args.command == "replay":
+        _replay(args.wait)
+    elif args.command == "webhook":
+        _sign(args.body, args.secret, args.url or f"http://{settings.api_host}:{settings.api_port}/api/webhook")
 
 
 if __name__ == "__main__":

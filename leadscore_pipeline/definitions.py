@@ -4,16 +4,16 @@ import dagster as dg
 
 from leadscore_pipeline.assets.raw import raw_deliveries
 from leadscore_pipeline.assets.scoring import clean_events, current_scores, lead_scores
-from leadscore_pipeline.jobs import refresh_current_scores, score_deliveries
+from leadscore_pipeline.jobs import land_dropped_files, refresh_current_scores, score_deliveries
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.schedules import daily_decay_schedule
-from leadscore_pipeline.sensors import new_deliveries_sensor
+from leadscore_pipeline.sensors import dropzone_sensor, new_deliveries_sensor, rules_change_sensor
 from leadscore_pipeline.sql_models import sql_model_assets
 
 defs = dg.Definitions(
     assets=[raw_deliveries, clean_events, lead_scores, current_scores, *sql_model_assets],
-    jobs=[score_deliveries, refresh_current_scores],
-    sensors=[new_deliveries_sensor],
+    jobs=[score_deliveries, refresh_current_scores, land_dropped_files],
+    sensors=[new_deliveries_sensor, rules_change_sensor, dropzone_sensor],
     schedules=[daily_decay_schedule],
     resources={"postgres": PostgresResource(database_url=dg.EnvVar("LEADSCORE_DATABASE_URL"))},
     executor=dg.in_process_executor,

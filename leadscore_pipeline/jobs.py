@@ -1,10 +1,14 @@
-"""Asset jobs: the micro-batch / replay job over every scoring asset, and the daily decay refresh."""
+"""Jobs: scoring (micro-batch or full), the daily decay refresh, and landing a dropped file."""
+
+from pathlib import Path
 
 import dagster as dg
 
+from leadscore_pipeline.dropzone import land_dropped_file
 from leadscore_pipeline.partitions import lead_buckets
-
-SCORING_ASSETS = ["clean_events", "lead_scores", "score_history", "current_scores"]
+from leadscore_pipeline.replay import SCORING_ASSETS
+from leadscore_pipeline.resources import PostgresResource
+from leadscore_pipeline.settings import get_settings
 
 # In-process: a micro-batch is small, and a subprocess per step would cost seconds of start-up.
 score_deliveries = dg.define_asset_job(
@@ -22,3 +26,26 @@ refresh_current_scores = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Apply inactivity decay as of now to every lead's current score.",
 )
+
+
+class DroppedFile(dg.Config):
+    path: str
+
+
+@dg.op(description="Land one dropped CSV file through the bulk path, then move it out of the drop folder.")
+def land_file(context: dg.OpExecutionContext, config: DroppedFile, postgres: PostgresResource):
+    with postgres.connect() as conn:
+        outcome = land_dropped_file(conn, Path(config.path), get_settings())
+    context.log.info(f"{outcome.file_name}: {outcome.outcome}")
+    if outcome.outcome == "landed":
+        yield dg.AssetMaterialization(
+            asset_key="raw_deliveries",
+            description=f"landed {outcome.file_name}",
+            metadata={"file": outcome.file_name, "accepted": outcome.accepted, "rejected": outcome.rejected},
+        )
+    yield dg.Output(outcome.outcome)
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Land a CSV file dropped in the drop folder.")
+def land_dropped_files():
+    land_file()

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         return [secret.strip() for secret in (self.webhook_secrets or "").split(",") if secret.strip()]
 
     @property
+    def dagster_base_url(self) -> str:
+        return (self.dagster_url or f"http://{self.api_host}:{self.dagster_port}").rstrip("/")
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.home.resolve() / "admin_token"
+
+    @property
     def dropzone(self) -> Path:
         return (self.drop_dir or self.home / "dropzone").resolve()
 

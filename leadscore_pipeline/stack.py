@@ -15,7 +15,9 @@ import httpx
 
 from leadscore_pipeline.dagster_home import write_dagster_yaml
 from leadscore_pipeline.db.embedded import ensure_database, start_embedded, stop_embedded
+from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
+from leadscore_pipeline.rules import note_scoring_settings
 from leadscore_pipeline.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +39,9 @@ def prepare_database(settings: Settings) -> Database:
         embedded_dir = settings.home.resolve() / "pgdata"
         url = ensure_database(start_embedded(embedded_dir), "leadscore")
     migrate(url)
+    with engine_for(url).begin() as conn:
+        if note_scoring_settings(conn, settings):
+            print("Scoring settings changed since the last start: every lead will be rescored.", flush=True)
     return Database(url, embedded_dir)
 
 
@@ -44,7 +49,7 @@ def admin_token(settings: Settings) -> str:
     """The configured admin token, else one generated at first start and kept under $LEADSCORE_HOME."""
     if settings.admin_token:
         return settings.admin_token
-    path = settings.home.resolve() / "admin_token"
+    path = settings.admin_token_path
     if not path.exists():
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
@@ -117,6 +122,7 @@ def run_stack(settings: Settings) -> None:
     database = prepare_database(settings)
     token = admin_token(settings)
     write_dagster_yaml(settings.dagster_home, database.url)
+    settings.dropzone.mkdir(parents=True, exist_ok=True)
     env = child_environment(settings, database.url, token)
 
     stopping = False
@@ -135,7 +141,7 @@ def run_stack(settings: Settings) -> None:
         if settings.load_sample:
             _load_sample_once(database.url)
         wait_until_ready(f"{dagster}/server_info", children)
-        _print_banner(api, dagster, token, database)
+        _print_banner(api, dagster, token, database, settings.dropzone)
         while not stopping:
             for name, child in children.items():
                 if child.poll() is not None:
@@ -151,17 +157,16 @@ def run_stack(settings: Settings) -> None:
 
 
 def _load_sample_once(database_url: str) -> None:
-    from leadscore_pipeline.db.engine import engine_for
     from leadscore_pipeline.ingest.csv_batches import land_csv_file
 
     with engine_for(database_url).begin() as conn:
         if conn.exec_driver_sql("select exists (select 1 from raw_deliveries)").scalar_one():
             return
         result = land_csv_file(conn.connection.driver_connection, SAMPLE_BATCH, channel="csv")
-    print(f"Loaded {SAMPLE_BATCH.name}: {result.accepted} events landed, {result.rejected} rejected", flush=True)
+    print(f"Loaded {SAMPLE_BATCH.name}: {result.accepted} rows landed, {result.rejected} rejected", flush=True)
 
 
-def _print_banner(api: str, dagster: str, token: str, database: Database) -> None:
+def _print_banner(api: str, dagster: str, token: str, database: Database, dropzone: Path) -> None:
     where = f"embedded, data in {database.embedded_dir}" if database.embedded_dir else "LEADSCORE_DATABASE_URL"
     print(
         f"""
@@ -170,6 +175,7 @@ LeadScore is up (Postgres: {where}).
   Leaderboard   {api}/api/leaderboard
   Status        {api}/api/pipeline/status
   Dagster UI    {dagster}   (lineage, runs, replay)
+  Drop folder   {dropzone}   (CSV files put here are landed)
   Admin token   {token}
 Press Ctrl-C to stop.
 """,
