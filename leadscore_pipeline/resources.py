@@ -14,4 +14,5 @@ class PostgresResource(dg.ConfigurableResource):
     database_url: str
 
     def connect(self) -> psycopg.Connection:
-        return psycopg.connect(libpq_url(self.database_url))
+        # Autocommit: every write happens inside an explicit `conn.transaction()` block.
+        return psycopg.connect(libpq_url(self.database_url), autocommit=True)

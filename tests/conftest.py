@@ -15,7 +15,9 @@ from leadscore_pipeline.db.migrate import migrate, seed_default_rules
 from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.settings import get_settings
 
-DERIVED_AND_RAW = "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules"
+DERIVED_AND_RAW = (
+    "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files"
+)
 
 
 @pytest.fixture(scope="session")
@@ -63,5 +65,5 @@ def db(database_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def conn(db: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(libpq_url(db)) as connection:
+    with psycopg.connect(libpq_url(db), autocommit=True) as connection:
         yield connection
