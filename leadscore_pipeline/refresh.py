@@ -119,6 +119,8 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
         start = _state(conn)["deduped_through"]
         if through <= start:
             return StepResult(0, start, {"deliveries": 0}, {"duplicate_event_ids": 0})
+        # Every bucket: the batch may repeat events of any lead, and a replay may be rebuilding one.
+        _lock_buckets(conn, ALL_BUCKETS)
         window = {"start": start, "through": through}
         batch = read_frame(
             conn,
@@ -126,7 +128,7 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
             DELIVERY_SCHEMA,
             window,
         )
-        # First deliveries of events already clean that this batch delivers again: to tell conflicts.
+        # First deliveries of events already clean that this batch delivers: to tell duplicates and conflicts.
         earlier = read_frame(
             conn,
             f"""select {_DELIVERY_COLUMNS} from clean_events c join raw_deliveries r on r.seq = c.seq
@@ -135,13 +137,13 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
             DELIVERY_SCHEMA,
             window,
         )
-        deliveries = pl.concat([earlier, batch])
+        # A replay may already have made some of this batch's deliveries clean events: count each once.
+        deliveries = pl.concat([earlier, batch]).unique(subset="seq", keep="first", maintain_order=True)
         firsts = first_deliveries(deliveries.lazy()).collect()
         tallies = delivery_tallies(deliveries.lazy(), firsts.lazy()).collect()
-        new_events = firsts.filter(pl.col("seq") > start)
+        new_events = firsts.filter(pl.col("seq") > start).join(earlier.select("event_id"), on="event_id", how="anti")
         repeated = tallies.join(new_events.select("event_id"), on="event_id", how="anti")
 
-        _lock_buckets(conn, pl.concat([new_events["lead_bucket"], earlier["lead_bucket"]]).unique())
         copy_frame(conn, "clean_events", _clean_rows(new_events, tallies))
         if not repeated.is_empty():
             conn.execute(
@@ -169,8 +171,10 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
 def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) -> StepResult:
     with conn.transaction():
         _lock_buckets(conn, buckets)
-        # Replay what the micro-batches have deduped so far; later deliveries stay theirs.
-        through = _state(conn)["deduped_through"]
+        # Every landed delivery makes events; duplicates are counted only as far as the micro-batches
+        # got, since they count the rest when they reach it.
+        through = landed_through(conn)
+        counted_through = _state(conn)["deduped_through"]
         # The first delivery of an event may belong to another bucket, so dedup sees every delivery.
         deliveries = read_frame(
             conn,
@@ -179,7 +183,7 @@ def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) ->
             {"through": through},
         ).lazy()
         firsts = first_deliveries(deliveries)
-        tallies = delivery_tallies(deliveries, firsts)
+        tallies = delivery_tallies(deliveries.filter(pl.col("seq") <= counted_through), firsts)
         rebuilt = _clean_rows(firsts.filter(pl.col("lead_bucket").is_in(buckets)).collect(), tallies.collect())
         conn.execute(f"delete from clean_events where lead_bucket in {_buckets_sql(buckets)}")
         copy_frame(conn, "clean_events", rebuilt)

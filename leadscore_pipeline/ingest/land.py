@@ -42,8 +42,13 @@ def land_events(conn: psycopg.Connection, events: pl.DataFrame, *, channel: str,
 
 
 def landed_through(conn: psycopg.Connection) -> int:
-    """The highest landing sequence number with no uncommitted landing below it."""
-    with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s)", (LANDING_FENCE,))
-        row = conn.execute("select coalesce(max(seq), 0) from raw_deliveries").fetchone()
-    return int(row[0])
+    """The highest landing sequence number with no uncommitted landing below it.
+
+    Takes the fence at session level and lets go at once, so it also works inside a long transaction
+    without holding up ingestion.
+    """
+    conn.execute("select pg_advisory_lock(%s)", (LANDING_FENCE,))
+    try:
+        return int(conn.execute("select coalesce(max(seq), 0) from raw_deliveries").fetchone()[0])
+    finally:
+        conn.execute("select pg_advisory_unlock(%s)", (LANDING_FENCE,))

@@ -97,3 +97,22 @@ def test_replay_equals_microbatches(conn):
     after = {t: table(conn, f"select {columns[t]} from {t} order by 1, 2") for t in tables}
     assert after == before
     assert len(before["clean_events"]) == 30
+
+
+def test_replay_ahead_of_the_microbatches_counts_each_delivery_once(conn):
+    land(conn, event("e1", "PURCHASE", "2026-11-01T00:00:00Z"))
+    microbatch(conn)
+    land(conn, event("e1", "REFUND", "2026-11-01T00:00:00Z"), event("e2", "PAGE_VIEW", "2026-11-02T00:00:00Z"))
+    replay(conn)  # sees the new deliveries before any micro-batch has
+    assert scores(conn) == {"ann@acme.io": 105}
+    microbatch(conn)
+    assert table(conn, "select event_id, duplicates, conflicts from clean_events order by 1") == [
+        ("e1", 1, 1),
+        ("e2", 0, 0),
+    ]
+    assert scores(conn) == {"ann@acme.io": 105}
+    replay(conn)
+    assert table(conn, "select event_id, duplicates, conflicts from clean_events order by 1") == [
+        ("e1", 1, 1),
+        ("e2", 0, 0),
+    ]
