@@ -247,11 +247,6 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
         if scope.incremental:
             conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
         else:
-            conn.execute(
-                f"""update bucket_state set rules_version = %s, rescored_at = now()
-                    where lead_bucket in {_buckets_sql(scope.buckets)}""",
-                (state["rules_version"],),
-            )
             conn.execute("update pipeline_state set last_replay_at = now()")
     return StepResult(
         leads_frame.height,
@@ -301,6 +296,13 @@ def decay_scores(
             # Under SCORE_LOCK every lead scored through scored_through is committed and was read.
             conn.execute("update pipeline_state set served_through = %s", (state["scored_through"],))
         else:
+            # What the served scores of each bucket reflect: the oldest rules any of its leads was scored with.
+            conn.execute(
+                f"""update bucket_state b set updated_at = now(), rules_version = coalesce(
+                        (select min(l.rules_version) from lead_scores l where l.lead_bucket = b.lead_bucket),
+                        (select rules_version from pipeline_state))
+                    where b.lead_bucket in {_buckets_sql(scope.buckets)}"""
+            )
             conn.execute("update pipeline_state set last_decay_at = now()")
     out_of_bounds = current.join(leads, on="lead_key").filter(
         (pl.col("score") < params.floor) | (pl.col("score") > pl.col("score_at_last_event").clip(params.floor))

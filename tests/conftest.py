@@ -52,7 +52,7 @@ def reset_database(url: str) -> None:
             """update pipeline_state set deduped_through = 0, scored_through = 0, served_through = 0,
                    rules_version = 1, last_microbatch_at = null, last_replay_at = null, last_decay_at = null"""
         )
-        conn.execute("update bucket_state set rules_version = 1, rescored_at = null")
+        conn.execute("update bucket_state set rules_version = 1, updated_at = null")
     seed_default_rules(engine_for(url))
 
 

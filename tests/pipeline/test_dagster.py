@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import dagster as dg
-import pytest
 
 from leadscore_pipeline.definitions import defs
 from leadscore_pipeline.partitions import MICROBATCH, MODE_TAG, THROUGH_SEQ_TAG, all_buckets_tags
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.sensors import new_deliveries_sensor
 from tests.pipeline.helpers import event, land, scores
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def test_definitions_hold_one_lineage_with_jobs_sensor_and_schedule():

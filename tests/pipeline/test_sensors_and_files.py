@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-import pytest
 
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.definitions import defs
@@ -18,12 +17,6 @@ from leadscore_pipeline.settings import Settings, get_settings
 from tests.pipeline.helpers import event, land, scores
 
 CSV = "event_id,event_type,lead_id,email,timestamp,metadata\nf1,PURCHASE,,ann@acme.io,2026-11-01T00:00:00Z,{}\n"
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 def test_rules_change_sensor_rescores_once_per_version(db, conn, instance):

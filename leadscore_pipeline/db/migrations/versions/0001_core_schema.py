@@ -124,11 +124,11 @@ def upgrade() -> None:
         );
         insert into pipeline_state default values;
 
-        -- Which rules version each bucket's scores reflect; the minimum is what the whole board reflects.
+        -- Which rules version each bucket's served scores reflect; the minimum is what the board reflects.
         create table bucket_state (
             lead_bucket    smallint primary key,
             rules_version  integer not null default 1,
-            rescored_at    timestamptz
+            updated_at     timestamptz
         );
         insert into bucket_state (lead_bucket) select generate_series(0, 15);
         """
