@@ -10,10 +10,11 @@ CSV = (
     "c2,bad type,,ann@acme.io,2026-11-01T11:00:00Z,{}\n"  # line 3: bad event_type
     'c3,PURCHASE,,bob@globex.com,2026-11-02T10:00:00Z,"{""note"":\n""two lines""}"\n'  # lines 4-5
     "c4,EMAIL_OPEN,,not-an-email,,\n"  # line 6: bad email
-    "c5,EMAIL_OPEN,,ann@acme.io\n"  # line 7: too few fields
+    "c5,EMAIL_OPEN,,ann@acme.io\n"  # line 7: too few fields: the missing ones are empty
     "\n"  # line 8: blank, no row
     "c6,EMAIL_OPEN,crm-1,,2026-11-03T00:00:00Z,[1]\n"  # line 9: metadata not an object
 )
+RAGGED = CSV + "c7,EMAIL_OPEN,,ann@acme.io,,{},extra\n"  # line 10: too many fields
 
 
 def upload(client, text: str | bytes, name: str = "leads.csv"):
@@ -24,23 +25,33 @@ def test_upload_lands_good_rows_and_keeps_bad_ones_with_line_numbers(client, con
     response = upload(client, CSV)
     assert response.status_code == 202
     body = response.json()
-    assert (body["accepted"], body["rejected"]) == (2, 4)
-    assert [e["line"] for e in body["errors"]] == [3, 6, 7, 9]
+    assert (body["accepted"], body["rejected"]) == (3, 3)
+    assert [e["line"] for e in body["errors"]] == [3, 6, 9]
     assert "event_type" in body["errors"][0]["error"] and "email" in body["errors"][1]["error"]
-    assert "expected 6 fields, got 4" in body["errors"][2]["error"]
 
     landed = conn.execute("select event_id, channel, source from raw_deliveries order by seq").fetchall()
-    assert landed == [("c1", "csv", "csv"), ("c3", "csv", "csv")]
+    assert landed == [("c1", "csv", "csv"), ("c3", "csv", "csv"), ("c5", "csv", "csv")]
 
     rejections = client.get("/api/ingest/rejections").json()
-    assert rejections["total"] == 4
+    assert rejections["total"] == 3
     first = rejections["rejections"][0]
     assert (first["file_name"], first["line"], first["event_id"]) == ("leads.csv", 3, "c2")
     assert first["raw"] == "c2,bad type,,ann@acme.io,2026-11-01T11:00:00Z,{}"
 
     score_all(conn)
     board = {row["lead_key"]: row["score"] for row in client.get("/api/leaderboard").json()["leads"]}
-    assert board == {"bob@globex.com": 100, "ann@acme.io": 5}
+    assert board == {"bob@globex.com": 100, "ann@acme.io": 15}
+
+
+def test_a_row_with_too_many_fields_is_found_by_the_exact_reader(client, conn):
+    body = upload(client, RAGGED).json()
+    assert (body["accepted"], body["rejected"]) == (3, 4)
+    assert [e["line"] for e in body["errors"]] == [3, 6, 9, 10]
+    assert body["errors"][3]["error"] == "expected 6 fields, got 7"
+    multi_line = conn.execute("select count(*) from raw_deliveries where event_id = 'c3'").fetchone()[0]
+    assert multi_line == 1
+    raws = [r["raw"] for r in client.get("/api/ingest/rejections").json()["rejections"]]
+    assert raws[-1] == "c7,EMAIL_OPEN,,ann@acme.io,,{},extra"
 
 
 def test_unreadable_files_are_422_and_land_nothing(client, conn):
