@@ -41,7 +41,10 @@ DELIVERY_SCHEMA = {
     "source": pl.String,
     "metadata": pl.String,
 }
-_DELIVERY_COLUMNS = ", ".join(f"r.{name}" for name in DELIVERY_SCHEMA)
+# Dedup compares metadata only for equality: its md5 is enough, and far smaller than the JSON in memory.
+_DELIVERY_COLUMNS = ", ".join(
+    "md5(r.metadata::text) as metadata" if name == "metadata" else f"r.{name}" for name in DELIVERY_SCHEMA
+)
 CLEAN_SCHEMA = {
     "event_id": pl.String,
     "seq": pl.Int64,
@@ -55,6 +58,7 @@ CLEAN_SCHEMA = {
     "source": pl.String,
 }
 _CLEAN_COLUMNS = ", ".join(f"c.{name}" for name in CLEAN_SCHEMA)
+HISTORY_KEY = ("lead_key", "event_time", "event_id")
 RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
 LEAD_SCORE_SCHEMA = {
     "lead_key": pl.String,
@@ -137,8 +141,9 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
             DELIVERY_SCHEMA,
             window,
         )
-        # A replay may already have made some of this batch's deliveries clean events: count each once.
-        deliveries = pl.concat([earlier, batch]).unique(subset="seq", keep="first", maintain_order=True)
+        # A replay may already have made some of this batch's deliveries clean events (seq > start):
+        # those are in the batch itself, so only earlier first deliveries join it.
+        deliveries = pl.concat([earlier.filter(pl.col("seq") <= start), batch])
         firsts = first_deliveries(deliveries.lazy()).collect()
         tallies = delivery_tallies(deliveries.lazy(), firsts.lazy()).collect()
         new_events = firsts.filter(pl.col("seq") > start).join(earlier.select("event_id"), on="event_id", how="anti")
@@ -185,18 +190,46 @@ def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) ->
         firsts = first_deliveries(deliveries)
         tallies = delivery_tallies(deliveries.filter(pl.col("seq") <= counted_through), firsts)
         rebuilt = _clean_rows(firsts.filter(pl.col("lead_bucket").is_in(buckets)).collect(), tallies.collect())
-        conn.execute(f"delete from clean_events where lead_bucket in {_buckets_sql(buckets)}")
-        copy_frame(conn, "clean_events", rebuilt)
+        written = _write_differences(
+            conn, "clean_events", ("event_id",), f"lead_bucket in {_buckets_sql(buckets)}", rebuilt
+        )
     return StepResult(
         rebuilt.height,
         through,
-        {"duplicates": int(rebuilt["duplicates"].sum()), "conflicts": int(rebuilt["conflicts"].sum())},
+        {
+            "rows_written": written,
+            "duplicates": int(rebuilt["duplicates"].sum()),
+            "conflicts": int(rebuilt["conflicts"].sum()),
+        },
         {"duplicate_event_ids": _repeated_ids(rebuilt)},
     )
 
 
 def _repeated_ids(events: pl.DataFrame) -> int:
     return int(events["event_id"].is_duplicated().sum())
+
+
+def _write_differences(
+    conn: psycopg.Connection, table: str, key: tuple[str, ...], scope: str, fresh: pl.DataFrame
+) -> int:
+    """Make the rows of `table` within `scope` equal `fresh`, writing only what differs.
+
+    A replay mostly recomputes identical rows; rewriting them all would cost index updates for nothing.
+    """
+    schema = fresh.schema
+    existing = read_frame(conn, f"select {', '.join(schema)} from {table} where {scope}", schema)
+    stale = existing.join(fresh, on=list(schema), how="anti", nulls_equal=True)
+    new = fresh.join(existing, on=list(schema), how="anti", nulls_equal=True)
+    if not stale.is_empty():
+        keys = ", ".join(key)
+        conn.execute(f"create temp table stale_keys on commit drop as select {keys} from {table} limit 0")
+        copy_frame(conn, "stale_keys", stale.select(key))
+        conn.execute(
+            f"delete from {table} t using stale_keys s where ({', '.join(f't.{k}' for k in key)}) = ({', '.join(f's.{k}' for k in key)})"
+        )
+        conn.execute("drop table stale_keys")
+    copy_frame(conn, table, new)
+    return new.height
 
 
 def _clean_rows(firsts: pl.DataFrame, tallies: pl.DataFrame) -> pl.DataFrame:
@@ -240,9 +273,12 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
         )
 
         target = where.replace("c.", "")
-        conn.execute(f"delete from score_history where {target}")
+        if scope.incremental:
+            conn.execute(f"delete from score_history where {target}")
+            copy_frame(conn, "score_history", history)
+        else:
+            _write_differences(conn, "score_history", HISTORY_KEY, target, history)
         conn.execute(f"delete from lead_scores where {target}")
-        copy_frame(conn, "score_history", history)
         copy_frame(conn, "lead_scores", leads_frame)
         if scope.incremental:
             conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))

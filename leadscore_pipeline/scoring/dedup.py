@@ -38,7 +38,9 @@ def delivery_tallies(deliveries: pl.LazyFrame, firsts: pl.LazyFrame) -> pl.LazyF
     )
     differs = pl.any_horizontal(~pl.col(c).eq_missing(pl.col(f"{c}_first")) for c in CONTENT_COLUMNS)
     return (
-        deliveries.join(first_content, on="event_id")
+        # Only events delivered more than once can have duplicates: join just those.
+        deliveries.filter(pl.len().over("event_id") > 1)
+        .join(first_content, on="event_id")
         .filter(pl.col("seq") != pl.col("first_seq"))
         .group_by("event_id")
         .agg(duplicates=pl.len().cast(pl.Int32), conflicts=differs.sum().cast(pl.Int32))

@@ -57,8 +57,8 @@ def upgrade() -> None:
             duplicates   integer not null default 0,
             conflicts    integer not null default 0
         );
-        create index clean_events_lead_order on clean_events (lead_key, event_time, event_id);
-        create index clean_events_bucket on clean_events (lead_bucket);
+        -- Narrow on purpose: a micro-batch reads whole leads, and every index slows the bulk COPY.
+        create index clean_events_lead on clean_events (lead_key);
 
         create table lead_scores (
             lead_key             text primary key,
@@ -91,7 +91,6 @@ def upgrade() -> None:
             score_after  integer not null,
             primary key (lead_key, event_time, event_id)
         );
-        create index score_history_bucket on score_history (lead_bucket);
 
         create table current_scores (
             lead_key     text primary key,
