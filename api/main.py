@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import events, health, ingest, leads, pipeline, receipts, replay, rules, webhook
+from api.routes import events, exports, health, ingest, leads, pipeline, receipts, replay, rules, webhook
 
 
 def create_app() -> FastAPI:
@@ -15,7 +15,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     install_error_handlers(app)
-    for module in (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay):
+    for module in (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay, exports):
         app.include_router(module.router)
     return app
 
