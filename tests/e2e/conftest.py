@@ -1,0 +1,113 @@
+"""End-to-end fixtures: the API, the Dagster daemon and webserver as real processes on a database of
+their own (one per test module, so sensor cursors in Dagster's storage start from zero)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from leadscore_pipeline.dagster_home import write_dagster_yaml
+from leadscore_pipeline.db.embedded import drop_database, ensure_database
+from leadscore_pipeline.db.engine import engine_for
+from leadscore_pipeline.db.migrate import migrate
+from leadscore_pipeline.stack import WORKSPACE
+
+BIN = Path(sys.executable).parent
+DEADLINE_SECONDS = 180
+ADMIN_TOKEN = "e2e-admin"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"e2e webhook secret").decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, what: str, timeout: float = DEADLINE_SECONDS):
+    """Poll until `predicate` returns something truthy; fail with the last answer at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+@dataclass
+class Stack:
+    client: httpx.Client  # the API
+    api_url: str
+    dagster_url: str
+    home: Path  # $LEADSCORE_HOME: the drop folder is home / "dropzone"
+    admin_headers: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("e2e")
+    name = f"leadscore_e2e_{os.getpid()}_{secrets.token_hex(3)}"
+    database_url = ensure_database(postgres_server_url, name)
+    migrate(database_url)
+    api_port, dagster_port = free_port(), free_port()
+    dagster_home = home / "dagster"
+    write_dagster_yaml(dagster_home, database_url)
+    env = {
+        **os.environ,
+        "LEADSCORE_DATABASE_URL": database_url,
+        "LEADSCORE_HOME": str(home),
+        "LEADSCORE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "LEADSCORE_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        "LEADSCORE_DAGSTER_URL": f"http://127.0.0.1:{dagster_port}",
+        "DAGSTER_HOME": str(dagster_home),
+    }
+    commands = {
+        "api": [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+        "daemon": [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        "webserver": [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(dagster_port)],
+    }
+    logs = {name: (home / f"{name}.log").open("wb") for name in commands}
+    processes = {
+        name: subprocess.Popen(command, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
+        for name, command in commands.items()
+    }
+    api_url = f"http://127.0.0.1:{api_port}"
+    client = httpx.Client(base_url=api_url, timeout=30)
+    try:
+        wait_for(lambda: client.get("/readyz").status_code == 200, "the API to be ready", timeout=60)
+        yield Stack(
+            client=client,
+            api_url=api_url,
+            dagster_url=f"http://127.0.0.1:{dagster_port}",
+            home=home,
+            admin_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+    finally:
+        client.close()
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for name, log in logs.items():
+            log.close()
+            print(f"--- {name}.log (tail) ---\n" + (home / f"{name}.log").read_text()[-2000:])
+        engine_for(database_url).dispose()
+        drop_database(postgres_server_url, name)
