@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import events, exports, health, ingest, leads, pipeline, receipts, replay, rules, webhook
+from api.routes import (
+    analytics,
+    events,
+    exports,
+    health,
+    ingest,
+    leads,
+    pipeline,
+    receipts,
+    replay,
+    rules,
+    stream,
+    webhook,
+)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    if getattr(app.state, "score_stream", None) is not None:
+        await app.state.score_stream.close()
 
 
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="LeadScore",
         description="Which leads are hot right now: events in, explained scores out.",
         version="0.1.0",
     )
     install_error_handlers(app)
-    for module in (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay, exports):
+    modules = (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay, exports, analytics, stream)
+    for module in modules:
         app.include_router(module.router)
     return app
 

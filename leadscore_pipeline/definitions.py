@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from leadscore_pipeline.assets.analytics import daily_event_counts, lead_event_stats
 from leadscore_pipeline.assets.raw import raw_deliveries
 from leadscore_pipeline.assets.scoring import clean_events, current_scores, lead_scores
 from leadscore_pipeline.jobs import land_dropped_files, refresh_current_scores, score_deliveries
@@ -11,7 +12,15 @@ from leadscore_pipeline.sensors import dropzone_sensor, new_deliveries_sensor, r
 from leadscore_pipeline.sql_models import sql_model_assets
 
 defs = dg.Definitions(
-    assets=[raw_deliveries, clean_events, lead_scores, current_scores, *sql_model_assets],
+    assets=[
+        raw_deliveries,
+        clean_events,
+        lead_scores,
+        current_scores,
+        daily_event_counts,
+        lead_event_stats,
+        *sql_model_assets,
+    ],
     jobs=[score_deliveries, refresh_current_scores, land_dropped_files],
     sensors=[new_deliveries_sensor, rules_change_sensor, dropzone_sensor],
     schedules=[daily_decay_schedule],

@@ -321,13 +321,24 @@ def decay_scores(
                 from lead_scores where {where}""",
             LEAD_SCORE_SCHEMA,
         )
-        current = leads.select(
-            "lead_key",
-            "lead_bucket",
-            score=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params),
-        ).with_columns(tier=tier(pl.col("score"), tiers), as_of=pl.lit(as_of).dt.convert_time_zone("UTC"))
+        previous = read_frame(
+            conn,
+            f"select lead_key, score from current_scores where lead_key in (select lead_key from lead_scores where {where})",
+            {"lead_key": pl.String, "previous_score": pl.Int64},
+        )
+        current = (
+            leads.select(
+                "lead_key",
+                "lead_bucket",
+                score=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params),
+            )
+            .with_columns(tier=tier(pl.col("score"), tiers), as_of=pl.lit(as_of).dt.convert_time_zone("UTC"))
+            .join(previous, on="lead_key", how="left")
+        )
         conn.execute(f"delete from current_scores where lead_key in (select lead_key from lead_scores where {where})")
         copy_frame(conn, "current_scores", current)
+        # The API's live stream listens: it reads the rows with new change ids once this commits.
+        conn.execute("select pg_notify('score_updates', '')")
         if scope.incremental:
             # Under SCORE_LOCK every lead scored through scored_through is committed and was read.
             conn.execute("update pipeline_state set served_through = %s", (state["scored_through"],))

@@ -9,7 +9,14 @@ import httpx
 
 from leadscore_pipeline.scoring.params import LEAD_BUCKETS
 
-SCORING_ASSETS = ("clean_events", "lead_scores", "score_history", "current_scores")
+SCORING_ASSETS = (
+    "clean_events",
+    "lead_scores",
+    "score_history",
+    "current_scores",
+    "daily_event_counts",
+    "lead_event_stats",
+)
 
 _LAUNCH = """
 mutation Replay($params: LaunchBackfillParams!) {

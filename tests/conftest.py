@@ -16,7 +16,8 @@ from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.settings import get_settings
 
 DERIVED_AND_RAW = (
-    "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files"
+    "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files,"
+    " daily_event_counts, lead_event_stats"
 )
 
 
@@ -50,6 +51,7 @@ def reset_database(url: str) -> None:
         conn.execute(f"truncate {DERIVED_AND_RAW} restart identity")
         conn.execute(
             """update pipeline_state set deduped_through = 0, scored_through = 0, served_through = 0,
+                   counted_through = 0, stats_through = 0,
                    rules_version = 1, last_microbatch_at = null, last_replay_at = null, last_decay_at = null"""
         )
         conn.execute("update bucket_state set rules_version = 1, updated_at = null")

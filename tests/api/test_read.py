@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from leadscore_pipeline.refresh import Scope, decay_scores, dedup_deliveries, score_buckets
-from leadscore_pipeline.settings import get_settings
+from leadscore_pipeline.microbatch import run_all_steps
+from leadscore_pipeline.refresh import Scope
 from tests.pipeline.helpers import event, land
 
 
 def score_all(conn) -> None:
-    settings = get_settings()
-    scope = Scope(incremental=True)
-    dedup_deliveries(conn, scope)
-    score_buckets(conn, scope, settings.scoring)
-    decay_scores(conn, scope, settings.scoring, settings.tiers)
+    run_all_steps(conn, Scope(incremental=True))
 
 
 @pytest.fixture

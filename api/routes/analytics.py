@@ -1,0 +1,151 @@
+"""Analytics: summary numbers, companies, event trends, event types and conversion drivers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from api.deps import ConnDep
+
+router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+
+
+class Summary(BaseModel):
+    leads: int
+    events: int
+    duplicates: int
+    conflicts: int
+    rejections: int
+    active_rules: int
+    total_points: int
+    tiers: dict[str, int]
+
+
+class Company(BaseModel):
+    company: str
+    leads: int
+    average_score: float
+    total_score: int
+
+
+class Companies(BaseModel):
+    companies: list[Company]
+
+
+class TrendRange(StrEnum):
+    week = "7d"
+    month = "30d"
+    half_year = "6m"
+    year = "1y"
+
+
+class TrendPoint(BaseModel):
+    period: date
+    events: int
+    by_type: dict[str, int]
+
+
+class Trends(BaseModel):
+    range: TrendRange
+    unit: str
+    points: list[TrendPoint]
+
+
+class EventTypeStats(BaseModel):
+    event_type: str
+    events: int
+    unique_leads: int
+    points: int
+
+
+class Driver(BaseModel):
+    event_type: str
+    conversions: int
+
+
+class EventTypes(BaseModel):
+    event_types: list[EventTypeStats]
+    conversion_drivers: list[Driver]
+
+
+@router.get("/summary", response_model=Summary)
+def summary(conn: ConnDep) -> dict:
+    row = (
+        conn.execute(
+            text(
+                """
+                select
+                    (select count(*) from lead_scores) as leads,
+                    (select count(*) from clean_events) as events,
+                    (select coalesce(sum(duplicates), 0) from clean_events) as duplicates,
+                    (select coalesce(sum(conflicts), 0) from clean_events) as conflicts,
+                    (select count(*) from ingest_rejections) as rejections,
+                    (select count(*) from rules where active) as active_rules,
+                    (select coalesce(sum(score), 0) from current_scores) as total_points
+                """
+            )
+        )
+        .mappings()
+        .one()
+    )
+    tiers = dict.fromkeys(("cold", "warm", "hot", "qualified"), 0)
+    tiers.update(conn.execute(text("select tier, count(*) from current_scores group by tier")).all())
+    return {**row, "tiers": tiers}
+
+
+@router.get("/companies", response_model=Companies)
+def companies(conn: ConnDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
+    rows = conn.execute(
+        text("select * from company_summary order by leads desc, total_score desc, company limit :limit"),
+        {"limit": limit},
+    ).mappings()
+    return {"companies": list(rows)}
+
+
+def _periods(trend_range: TrendRange, today: date) -> tuple[str, list[date]]:
+    if trend_range in (TrendRange.week, TrendRange.month):
+        days = 7 if trend_range is TrendRange.week else 30
+        return "day", [today - timedelta(days=offset) for offset in reversed(range(days))]
+    months = 6 if trend_range is TrendRange.half_year else 12
+    first = today.replace(day=1)
+    periods = []
+    for _ in range(months):
+        periods.append(first)
+        first = (first - timedelta(days=1)).replace(day=1)
+    return "month", list(reversed(periods))
+
+
+@router.get("/trends", response_model=Trends)
+def trends(conn: ConnDep, range: TrendRange = TrendRange.week) -> dict:
+    """Events per UTC day (7d, 30d) or month (6m, 1y) by event time, zero-filled, ending today."""
+    unit, periods = _periods(range, datetime.now(UTC).date())
+    rows = conn.execute(
+        text(
+            f"""select date_trunc('{unit}', day)::date as period, event_type, sum(events)::int as events
+                from daily_events where day >= :start group by 1, 2"""
+        ),
+        {"start": periods[0]},
+    ).all()
+    by_period: dict[date, dict[str, int]] = {period: {} for period in periods}
+    for period, event_type, events in rows:
+        if period in by_period:
+            by_period[period][event_type] = events
+    points = [{"period": p, "events": sum(types.values()), "by_type": types} for p, types in by_period.items()]
+    return {"range": range, "unit": unit, "points": points}
+
+
+@router.get("/event-types", response_model=EventTypes)
+def event_types(conn: ConnDep) -> dict:
+    rows = conn.execute(text("select * from event_type_summary order by events desc, event_type")).mappings().all()
+    return {
+        "event_types": [row for row in rows if row["events"] > 0],
+        "conversion_drivers": sorted(
+            ({"event_type": r["event_type"], "conversions": r["conversions"]} for r in rows if r["conversions"] > 0),
+            key=lambda driver: (-driver["conversions"], driver["event_type"]),
+        ),
+    }
