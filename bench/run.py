@@ -309,7 +309,7 @@ def run(events: int, leads: int, seed: int, keep: bool) -> dict[str, object]:
         read = scoring_ceiling(url)
         full_seconds = sum(s.seconds for s in full)
         total = Step(
-            "full run total (dedup + score + decay)",
+            "full run total (every step of a replay)",
             full_seconds,
             rows,
             read.per_s,

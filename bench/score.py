@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from leadscore_pipeline.db.engine import connect
 from leadscore_pipeline.refresh import Scope, StepResult, decay_scores, dedup_deliveries, score_buckets
+from leadscore_pipeline.refresh_analytics import count_daily_events, refresh_lead_stats
 from leadscore_pipeline.settings import get_settings
 
 
@@ -31,7 +32,7 @@ def timed_step(name: str, step: Callable[[], StepResult]) -> dict[str, object]:
 
 
 def score_all() -> list[dict[str, object]]:
-    """The micro-batch that dedups the whole stream, then a full rebuild: dedup, score, decay."""
+    """The micro-batch that dedups the whole stream, then a full rebuild: every step of a replay."""
     settings = get_settings()
     params, tiers = settings.scoring, settings.tiers
     with connect() as conn:
@@ -39,9 +40,12 @@ def score_all() -> list[dict[str, object]]:
             timed_step(
                 "micro-batch dedup of the whole stream", lambda: dedup_deliveries(conn, Scope(incremental=True))
             ),
+            timed_step("micro-batch daily counts", lambda: count_daily_events(conn, Scope(incremental=True))),
             timed_step("full run: dedup", lambda: dedup_deliveries(conn, Scope())),
             timed_step("full run: score", lambda: score_buckets(conn, Scope(), params)),
             timed_step("full run: decay", lambda: decay_scores(conn, Scope(), params, tiers)),
+            timed_step("full run: daily counts", lambda: count_daily_events(conn, Scope())),
+            timed_step("full run: lead type stats", lambda: refresh_lead_stats(conn, Scope())),
         ]
 
 

@@ -179,17 +179,7 @@ def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) ->
         # Every landed delivery makes events; duplicates are counted only as far as the micro-batches
         # got, since they count the rest when they reach it.
         through = landed_through(conn)
-        counted_through = _state(conn)["deduped_through"]
-        # The first delivery of an event may belong to another bucket, so dedup sees every delivery.
-        deliveries = read_frame(
-            conn,
-            f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq <= {{through}}",
-            DELIVERY_SCHEMA,
-            {"through": through},
-        ).lazy()
-        firsts = first_deliveries(deliveries)
-        tallies = delivery_tallies(deliveries.filter(pl.col("seq") <= counted_through), firsts)
-        rebuilt = _clean_rows(firsts.filter(pl.col("lead_bucket").is_in(buckets)).collect(), tallies.collect())
+        rebuilt = _rebuilt_clean_rows(conn, buckets, through, counted_through=_state(conn)["deduped_through"])
         written = _write_differences(
             conn, "clean_events", ("event_id",), f"lead_bucket in {_buckets_sql(buckets)}", rebuilt
         )
@@ -203,6 +193,23 @@ def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) ->
         },
         {"duplicate_event_ids": _repeated_ids(rebuilt)},
     )
+
+
+def _rebuilt_clean_rows(
+    conn: psycopg.Connection, buckets: tuple[int, ...], through: int, counted_through: int
+) -> pl.DataFrame:
+    """The clean events of `buckets` from every delivery through `through` (a function of its own so the
+    deliveries are freed before the diff against the table is read)."""
+    # The first delivery of an event may belong to another bucket, so dedup sees every delivery.
+    deliveries = read_frame(
+        conn,
+        f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq <= {{through}}",
+        DELIVERY_SCHEMA,
+        {"through": through},
+    ).lazy()
+    firsts = first_deliveries(deliveries)
+    tallies = delivery_tallies(deliveries.filter(pl.col("seq") <= counted_through), firsts)
+    return _clean_rows(firsts.filter(pl.col("lead_bucket").is_in(buckets)).collect(), tallies.collect())
 
 
 def _repeated_ids(events: pl.DataFrame) -> int:
