@@ -6,6 +6,8 @@ from leadscore_pipeline.refresh import Scope
 from leadscore_pipeline.scoring.params import LEAD_BUCKETS
 
 lead_buckets = dg.StaticPartitionsDefinition([f"{bucket:02d}" for bucket in range(LEAD_BUCKETS)])
+# Every bucketed asset: one run covers a whole range of buckets (a micro-batch takes all 16 at once).
+BY_BUCKET = {"partitions_def": lead_buckets, "backfill_policy": dg.BackfillPolicy.single_run()}
 
 # A sensor-started micro-batch carries these tags; any other run (a UI backfill, `leadscore replay`,
 # the daily decay) rebuilds its buckets in full.

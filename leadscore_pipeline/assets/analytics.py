@@ -3,15 +3,10 @@
 import dagster as dg
 
 from leadscore_pipeline import refresh_analytics
-from leadscore_pipeline.partitions import lead_buckets, scope_of
+from leadscore_pipeline.partitions import BY_BUCKET, scope_of
 from leadscore_pipeline.resources import PostgresResource
 
-_shared = dict(
-    partitions_def=lead_buckets,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"polars", "postgres"},
-    group_name="analytics",
-)
+_shared = dict(**BY_BUCKET, kinds={"polars", "postgres"}, group_name="analytics")
 
 
 @dg.asset(deps=["clean_events"], description="Events per UTC day and event type: the trends chart.", **_shared)

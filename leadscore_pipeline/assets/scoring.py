@@ -3,17 +3,11 @@
 import dagster as dg
 
 from leadscore_pipeline import refresh
-from leadscore_pipeline.partitions import lead_buckets, scope_of
+from leadscore_pipeline.partitions import BY_BUCKET, scope_of
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.settings import get_settings
 
-_shared = dict(
-    partitions_def=lead_buckets,
-    # One run covers a whole range of buckets: a micro-batch takes all 16 at once.
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"polars", "postgres"},
-    group_name="scoring",
-)
+_shared = dict(**BY_BUCKET, kinds={"polars", "postgres"}, group_name="scoring")
 
 
 def _check(asset: str, name: str, violations: int, what: str) -> dg.AssetCheckResult:
@@ -77,8 +71,7 @@ def clean_events(context: dg.AssetExecutionContext, postgres: PostgresResource) 
         dg.AssetCheckSpec("scores_within_bounds", asset="lead_scores"),
         dg.AssetCheckSpec("history_sums_to_score", asset="score_history"),
     ],
-    partitions_def=lead_buckets,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **BY_BUCKET,
     group_name="scoring",
 )
 def lead_scores(context: dg.AssetExecutionContext, postgres: PostgresResource):

@@ -39,11 +39,14 @@ def accept_events(
     received_at = received_at or datetime.now(UTC)
     raw, type_errors = records_to_frame(records)
     validated = validate_events(raw, channel=channel, received_at=received_at, limits=validation_limits(settings))
-    errors = type_errors + [FieldError(int(row), field, reason) for row, field, reason in validated.errors.iter_rows()]
+    # A field with a wrong JSON type also fails validation as missing: report only the type error.
+    typed = {(e.index, e.field) for e in type_errors}
+    errors = type_errors + [
+        FieldError(int(row), field, reason)
+        for row, field, reason in validated.errors.iter_rows()
+        if (int(row), field) not in typed
+    ]
     if errors:
-        # A field with a wrong JSON type also fails validation as missing; report it once.
-        seen = {(e.index, e.field) for e in type_errors}
-        unique = type_errors + [e for e in errors[len(type_errors) :] if (e.index, e.field) not in seen]
-        raise RejectedEvents(sorted(unique, key=lambda e: (e.index, e.field)))
+        raise RejectedEvents(sorted(errors, key=lambda e: (e.index, e.field)))
     land_events(conn, validated.events, channel=channel, received_at=received_at)
     return validated.events.sort("row")["event_id"].to_list()
