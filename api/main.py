@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.routes import (
     analytics,
+    dashboard,
     events,
     exports,
     health,
@@ -42,6 +43,7 @@ def create_app() -> FastAPI:
     modules = (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay, exports, analytics, stream)
     for module in modules:
         app.include_router(module.router)
+    dashboard.mount_dashboard(app)
     return app
 
 

@@ -171,6 +171,7 @@ def _print_banner(api: str, dagster: str, token: str, database: Database, dropzo
     print(
         f"""
 LeadScore is up (Postgres: {where}).
+  Dashboard     {api}/
   API docs      {api}/docs
   Leaderboard   {api}/api/leaderboard
   Status        {api}/api/pipeline/status
