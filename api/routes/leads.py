@@ -92,8 +92,8 @@ def lead_detail(lead_key: str, conn: ConnDep) -> dict:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     by_type = conn.execute(
         text(
-            "select event_type, events, points from points_by_event_type "
-            "where lead_key = :lead_key order by points desc, event_type"
+            "select event_type, events, points from lead_event_stats "
+            "where lead_key = :lead_key and events > 0 order by points desc, event_type"
         ),
         {"lead_key": lead_key},
     ).mappings()
