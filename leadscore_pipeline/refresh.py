@@ -1,14 +1,12 @@
-"""The pipeline's three steps against Postgres: dedup deliveries, score leads, decay current scores.
+"""The pipeline's scoring steps against Postgres: dedup deliveries, score leads, decay current scores.
 
 Each step is one transaction, idempotent, and scoped either to what landed since the last micro-batch
-(`Scope.incremental`) or to whole lead buckets (a replay). Writers take Postgres advisory locks: one per
-step for micro-batches, and one per lead bucket, always in bucket order, so a micro-batch and a replay
-never write the same leads at once and never deadlock.
+(`Scope.incremental`) or to whole lead buckets (a replay). Writers take the advisory locks of
+`db.locks`, so a micro-batch and a replay never write the same leads at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,15 +14,12 @@ import polars as pl
 import psycopg
 
 from leadscore_pipeline.db.frames import copy_frame, read_frame
+from leadscore_pipeline.db.locks import ALL_BUCKETS, DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.scoring.dedup import delivery_tallies, first_deliveries
 from leadscore_pipeline.scoring.fold import current_score, tier
 from leadscore_pipeline.scoring.leads import invariant_violations, score_leads
-from leadscore_pipeline.scoring.params import LEAD_BUCKETS, ScoringParams, TierThresholds
-
-DEDUP_LOCK, SCORE_LOCK, DECAY_LOCK = 7_406_010, 7_406_011, 7_406_012
-BUCKET_LOCK_BASE = 7_406_100
-ALL_BUCKETS = tuple(range(LEAD_BUCKETS))
+from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
 
 TIMESTAMP = pl.Datetime("us", "UTC")
 DELIVERY_SCHEMA = {
@@ -86,22 +81,9 @@ class StepResult:
     checks: dict[str, int]  # invariant violations counted on what the step wrote (0 = passed)
 
 
-def _lock(conn: psycopg.Connection, keys: Iterable[int]) -> None:
-    for key in sorted(set(keys)):
-        conn.execute("select pg_advisory_xact_lock(%s)", (key,))
-
-
-def _lock_buckets(conn: psycopg.Connection, buckets: Iterable[int]) -> None:
-    _lock(conn, (BUCKET_LOCK_BASE + int(b) for b in buckets))
-
-
-def _state(conn: psycopg.Connection) -> dict[str, int]:
+def state_of(conn: psycopg.Connection) -> dict[str, int]:
     cursor = conn.execute("select deduped_through, scored_through, served_through, rules_version from pipeline_state")
     return dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
-
-
-def _buckets_sql(buckets: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(int(b)) for b in buckets) + ")"
 
 
 # --- step 1: raw deliveries -> clean events -------------------------------------------------------
@@ -119,12 +101,12 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
     if scope.through_seq is not None:
         through = min(through, scope.through_seq)
     with conn.transaction():
-        _lock(conn, [DEDUP_LOCK])
-        start = _state(conn)["deduped_through"]
+        lock(conn, [DEDUP_LOCK])
+        start = state_of(conn)["deduped_through"]
         if through <= start:
             return StepResult(0, start, {"deliveries": 0}, {"duplicate_event_ids": 0})
         # Every bucket: the batch may repeat events of any lead, and a replay may be rebuilding one.
-        _lock_buckets(conn, ALL_BUCKETS)
+        lock_buckets(conn, ALL_BUCKETS)
         window = {"start": start, "through": through}
         batch = read_frame(
             conn,
@@ -175,13 +157,13 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
 
 def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) -> StepResult:
     with conn.transaction():
-        _lock_buckets(conn, buckets)
+        lock_buckets(conn, buckets)
         # Every landed delivery makes events; duplicates are counted only as far as the micro-batches
         # got, since they count the rest when they reach it.
         through = landed_through(conn)
-        rebuilt = _rebuilt_clean_rows(conn, buckets, through, counted_through=_state(conn)["deduped_through"])
+        rebuilt = _rebuilt_clean_rows(conn, buckets, through, counted_through=state_of(conn)["deduped_through"])
         written = _write_differences(
-            conn, "clean_events", ("event_id",), f"lead_bucket in {_buckets_sql(buckets)}", rebuilt
+            conn, "clean_events", ("event_id",), f"lead_bucket in {buckets_sql(buckets)}", rebuilt
         )
     return StepResult(
         rebuilt.height,
@@ -254,8 +236,8 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
     """Rescore leads from their full clean history: the touched ones (micro-batch) or whole buckets."""
     with conn.transaction():
         if scope.incremental:
-            _lock(conn, [SCORE_LOCK])
-        state = _state(conn)
+            lock(conn, [SCORE_LOCK])
+        state = state_of(conn)
         start, through = state["scored_through"], state["deduped_through"]
         if scope.incremental:
             if through <= start:
@@ -264,12 +246,12 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
             buckets = conn.execute(
                 f"select distinct lead_bucket from clean_events where seq > {start} and seq <= {through}"
             ).fetchall()
-            _lock_buckets(conn, (b for (b,) in buckets))
+            lock_buckets(conn, (b for (b,) in buckets))
             where = f"c.lead_key in {leads}"
         else:
-            _lock_buckets(conn, scope.buckets)
-            through = _state(conn)["deduped_through"]
-            where = f"c.lead_bucket in {_buckets_sql(scope.buckets)}"
+            lock_buckets(conn, scope.buckets)
+            through = state_of(conn)["deduped_through"]
+            where = f"c.lead_bucket in {buckets_sql(scope.buckets)}"
 
         events = read_frame(conn, f"select {_CLEAN_COLUMNS} from clean_events c where {where}", CLEAN_SCHEMA)
         rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
@@ -314,14 +296,14 @@ def decay_scores(
     with conn.transaction():
         if scope.incremental:
             # Hold off scorers and every bucket: what we read is exactly what we replace.
-            _lock(conn, [SCORE_LOCK, DECAY_LOCK])
-            _lock_buckets(conn, ALL_BUCKETS)
-            state = _state(conn)
+            lock(conn, [SCORE_LOCK, DECAY_LOCK])
+            lock_buckets(conn, ALL_BUCKETS)
+            state = state_of(conn)
             start = state["served_through"]
             where = f"scored_seq > {start}"
         else:
-            _lock_buckets(conn, scope.buckets)
-            where = f"lead_bucket in {_buckets_sql(scope.buckets)}"
+            lock_buckets(conn, scope.buckets)
+            where = f"lead_bucket in {buckets_sql(scope.buckets)}"
         leads = read_frame(
             conn,
             f"""select lead_key, lead_bucket, score_at_last_event, last_event_at, scored_seq
@@ -355,7 +337,7 @@ def decay_scores(
                 f"""update bucket_state b set updated_at = now(), rules_version = coalesce(
                         (select min(l.rules_version) from lead_scores l where l.lead_bucket = b.lead_bucket),
                         (select rules_version from pipeline_state))
-                    where b.lead_bucket in {_buckets_sql(scope.buckets)}"""
+                    where b.lead_bucket in {buckets_sql(scope.buckets)}"""
             )
             conn.execute("update pipeline_state set last_decay_at = now()")
     out_of_bounds = current.join(leads, on="lead_key").filter(

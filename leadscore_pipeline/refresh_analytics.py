@@ -7,20 +7,10 @@ import polars as pl
 import psycopg
 
 from leadscore_pipeline.db.frames import copy_frame, read_frame
-from leadscore_pipeline.refresh import (
-    ALL_BUCKETS,
-    DEDUP_LOCK,
-    SCORE_LOCK,
-    TIMESTAMP,
-    Scope,
-    StepResult,
-    _buckets_sql,
-    _lock,
-    _lock_buckets,
-)
+from leadscore_pipeline.db.locks import ALL_BUCKETS, DEDUP_LOCK, SCORE_LOCK, STATS_LOCK, buckets_sql, lock, lock_buckets
+from leadscore_pipeline.refresh import TIMESTAMP, Scope, StepResult
 from leadscore_pipeline.scoring.analytics import daily_counts, lead_type_stats
 
-STATS_LOCK = 7_406_013
 _EVENT_SCHEMA = {"lead_bucket": pl.Int16, "event_time": TIMESTAMP, "event_type": pl.String}
 _HISTORY_SCHEMA = {
     "lead_key": pl.String,
@@ -36,16 +26,16 @@ def count_daily_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
     """Add new clean events to the per-day counts, or recount whole buckets."""
     with conn.transaction():
         if scope.incremental:
-            _lock(conn, [DEDUP_LOCK])
-            _lock_buckets(conn, ALL_BUCKETS)
+            lock(conn, [DEDUP_LOCK])
+            lock_buckets(conn, ALL_BUCKETS)
         else:
-            _lock_buckets(conn, scope.buckets)
+            lock_buckets(conn, scope.buckets)
         start, through = conn.execute("select counted_through, deduped_through from pipeline_state").fetchone()
         if scope.incremental:
             where = f"seq > {start} and seq <= {through}"
         else:
             # Events past counted_through are added by the next micro-batch: count each exactly once.
-            where, through = f"lead_bucket in {_buckets_sql(scope.buckets)} and seq <= {start}", start
+            where, through = f"lead_bucket in {buckets_sql(scope.buckets)} and seq <= {start}", start
         events = read_frame(
             conn, f"select lead_bucket, event_time, event_type from clean_events where {where}", _EVENT_SCHEMA
         )
@@ -60,7 +50,7 @@ def count_daily_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
             )
             conn.execute("update pipeline_state set counted_through = %s", (through,))
         else:
-            conn.execute(f"delete from daily_event_counts where lead_bucket in {_buckets_sql(scope.buckets)}")
+            conn.execute(f"delete from daily_event_counts where lead_bucket in {buckets_sql(scope.buckets)}")
             copy_frame(conn, "daily_event_counts", counts)
     return StepResult(counts.height, through, {"events": events.height}, {})
 
@@ -70,13 +60,13 @@ def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
     with conn.transaction():
         if scope.incremental:
             # Hold off scorers and every bucket: what we read is exactly what we replace.
-            _lock(conn, [SCORE_LOCK, STATS_LOCK])
-            _lock_buckets(conn, ALL_BUCKETS)
+            lock(conn, [SCORE_LOCK, STATS_LOCK])
+            lock_buckets(conn, ALL_BUCKETS)
             start, through = conn.execute("select stats_through, scored_through from pipeline_state").fetchone()
             leads = f"lead_key in (select lead_key from lead_scores where scored_seq > {start})"
         else:
-            _lock_buckets(conn, scope.buckets)
-            leads = f"lead_bucket in {_buckets_sql(scope.buckets)}"
+            lock_buckets(conn, scope.buckets)
+            leads = f"lead_bucket in {buckets_sql(scope.buckets)}"
         history = read_frame(
             conn, f"select {', '.join(_HISTORY_SCHEMA)} from score_history where {leads}", _HISTORY_SCHEMA
         )
