@@ -28,8 +28,9 @@ from api.routes import (
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    if getattr(app.state, "score_stream", None) is not None:
-        await app.state.score_stream.close()
+    for service in ("score_stream", "group_commit"):
+        if getattr(app.state, service, None) is not None:
+            await getattr(app.state, service).close()
 
 
 def create_app() -> FastAPI:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import IngestKeyDep
 from api.deps import SettingsDep
 from api.errors import ClientError, field_error
+from api.group_commit import GroupCommit
 from api.schemas import BatchAccepted, EventAccepted, EventIn
 from leadscore_pipeline.db.engine import get_engine
 from leadscore_pipeline.ingest.accept import RejectedEvents, accept_events
@@ -46,14 +47,19 @@ async def _json_body(request: Request, max_bytes: int) -> Any:
         raise field_error(422, "body", f"not valid JSON: {exc}") from None
 
 
-def _land(records: list[Any], settings: Settings, *, single: bool) -> list[str]:
-    channel = "api" if single else "batch"
+def _land_batch(records: list[Any], settings: Settings) -> list[str]:
     try:
         # The transaction commits when this block ends: only then is the request acknowledged.
         with get_engine().begin() as conn:
-            return accept_events(conn.connection.driver_connection, records, channel=channel, settings=settings)
+            return accept_events(conn.connection.driver_connection, records, channel="batch", settings=settings)
     except RejectedEvents as rejected:
-        raise ClientError(422, [e.as_dict(with_index=not single) for e in rejected.errors]) from None
+        raise ClientError(422, [e.as_dict() for e in rejected.errors]) from None
+
+
+def group_commit(request: Request, settings: Settings) -> GroupCommit:
+    if getattr(request.app.state, "group_commit", None) is None:
+        request.app.state.group_commit = GroupCommit(settings)
+    return request.app.state.group_commit
 
 
 @router.post("", status_code=202, response_model=EventAccepted, openapi_extra=_ONE_EVENT_BODY)
@@ -61,7 +67,10 @@ async def post_event(request: Request, settings: SettingsDep) -> EventAccepted:
     record = await _json_body(request, settings.max_event_bytes)
     if not isinstance(record, dict):
         raise field_error(422, "body", "must be a JSON object (one event); send arrays to /api/events/batch")
-    (event_id,) = await run_in_threadpool(_land, [record], settings, single=True)
+    try:
+        event_id = await group_commit(request, settings).land(record)
+    except RejectedEvents as rejected:
+        raise ClientError(422, [e.as_dict(with_index=False) for e in rejected.errors]) from None
     return EventAccepted(event_id=event_id)
 
 
@@ -75,7 +84,7 @@ async def post_batch(request: Request, settings: SettingsDep) -> BatchAccepted:
         raise field_error(413, "body", f"at most {settings.max_batch_events} events per batch, got {len(records)}")
     if not records:
         raise field_error(422, "body", "the batch is empty")
-    event_ids = await run_in_threadpool(_land, records, settings, single=False)
+    event_ids = await run_in_threadpool(_land_batch, records, settings)
     return BatchAccepted(accepted=len(event_ids), event_ids=event_ids)
 
 

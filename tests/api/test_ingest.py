@@ -120,3 +120,21 @@ def test_event_over_32kb_inside_a_batch_is_422_with_its_index(client, conn):
     assert response.status_code == 422
     assert {e["index"] for e in response.json()["detail"]} == {1}
     assert landed(conn) == []
+
+
+def test_concurrent_single_events_are_committed_together_yet_judged_alone(client, conn):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{**GOOD, "event_id": f"g{i}"} for i in range(40)]
+    bodies[7] = {**GOOD, "event_id": "g7", "event_type": "not valid"}
+    bodies[23] = {**GOOD, "event_id": "g23", "email": "nope"}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda body: client.post("/api/events", json=body), bodies))
+    assert [r.status_code for r in responses].count(202) == 38
+    assert responses[7].status_code == 422 and responses[7].json()["detail"][0]["field"] == "event_type"
+    assert responses[23].status_code == 422 and responses[23].json()["detail"][0]["field"] == "email"
+    assert "index" not in responses[23].json()["detail"][0]
+    assert {r.json()["event_id"] for r in responses if r.status_code == 202} == {
+        f"g{i}" for i in range(40) if i not in (7, 23)
+    }
+    assert sorted(row[0] for row in landed(conn)) == sorted(f"g{i}" for i in range(40) if i not in (7, 23))
