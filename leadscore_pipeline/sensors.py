@@ -36,7 +36,9 @@ def microbatch_request(first_seq: int, last_seq: int) -> dg.RunRequest:
 def new_deliveries_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     requested_through = int(context.cursor or 0)
     with postgres.connect() as conn:
-        landed = landed_through(conn)
+        landed = landed_through(conn, patience=1.0)
+    if landed is None:
+        return dg.SkipReason("a landing (a large upload?) is still committing; the next tick looks again")
     if landed <= requested_through:
         return dg.SkipReason(f"nothing new: landed through {landed}, requested through {requested_through}")
     running = context.instance.get_runs_count(dg.RunsFilter(tags={MODE_TAG: MICROBATCH}, statuses=IN_FLIGHT))

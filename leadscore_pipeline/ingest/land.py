@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import polars as pl
@@ -41,13 +42,21 @@ def land_events(conn: psycopg.Connection, events: pl.DataFrame, *, channel: str,
     return copy_frame(conn, "raw_deliveries", rows)
 
 
-def landed_through(conn: psycopg.Connection) -> int:
+def landed_through(conn: psycopg.Connection, *, patience: float | None = None) -> int | None:
     """The highest landing sequence number with no uncommitted landing below it.
 
-    Takes the fence at session level and lets go at once, so it also works inside a long transaction
-    without holding up ingestion.
+    Takes the fence exclusively, at session level, and lets go at once (so it also works inside a long
+    transaction). A waiting exclusive lock would queue every new landing behind it, so with `patience`
+    it only tries, for that many seconds, and returns None if a landing (say a large upload) held on.
     """
-    conn.execute("select pg_advisory_lock(%s)", (LANDING_FENCE,))
+    if patience is None:
+        conn.execute("select pg_advisory_lock(%s)", (LANDING_FENCE,))
+    else:
+        deadline = time.monotonic() + patience
+        while not conn.execute("select pg_try_advisory_lock(%s)", (LANDING_FENCE,)).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
     try:
         return int(conn.execute("select coalesce(max(seq), 0) from raw_deliveries").fetchone()[0])
     finally:

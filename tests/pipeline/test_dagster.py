@@ -73,3 +73,24 @@ def test_sensor_requests_each_new_range_once(db, conn, instance):
     )
     assert [r.run_key for r in nxt.run_requests] == ["deliveries-3-3"]
     assert nxt.cursor == "3"
+
+
+def test_sensor_waits_for_a_landing_in_flight_without_queueing_others(db, conn, instance):
+    import psycopg
+
+    from leadscore_pipeline.db.urls import libpq_url
+    from leadscore_pipeline.ingest.accept import accept_events
+    from leadscore_pipeline.ingest.land import landed_through
+    from leadscore_pipeline.settings import get_settings
+
+    with psycopg.connect(libpq_url(db)) as uploading:  # not autocommit: its landing stays uncommitted
+        accept_events(
+            uploading, [event("big", "PAGE_VIEW", "2026-11-01T10:00:00Z")], channel="csv", settings=get_settings()
+        )
+        assert landed_through(conn, patience=0.2) is None
+        resources = {"postgres": PostgresResource(database_url=db)}
+        tick = new_deliveries_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+        assert tick.run_requests == [] and "still committing" in tick.skip_message
+        land(conn, event("small", "PAGE_VIEW", "2026-11-01T11:00:00Z"))  # other landings are not held up
+        uploading.commit()
+    assert landed_through(conn, patience=0.2) == 2
