@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,15 +25,19 @@ DERIVED_AND_RAW = (
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     configured = os.environ.get("LEADSCORE_TEST_DATABASE_URL")
     if configured:
         yield configured
         return
-    data_dir = tmp_path_factory.mktemp("pg") / "pgdata"
-    url = start_embedded(data_dir)
-    yield url
-    stop_embedded(data_dir)
+    # A folder of our own, not pytest's numbered ones: another pytest session prunes those.
+    folder = Path(tempfile.mkdtemp(prefix="leadscore-test-pg-"))
+    data_dir = folder / "pgdata"
+    try:
+        yield start_embedded(data_dir)
+    finally:
+        stop_embedded(data_dir)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -27,7 +28,14 @@ def start_embedded(data_dir: Path) -> str:
     """Start (or reuse) the server for `data_dir` and return a URL to its `postgres` database."""
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this handle; `stop_embedded` stops it explicitly.
+    # The wheel gives pg_ctl 10 s; on a busy machine the server can need longer, so look again.
+    for attempt in range(3):
+        try:
+            # cleanup_mode=None: the server outlives this handle; `stop_embedded` stops it explicitly.
+            return _server(data_dir, cleanup_mode=None).get_uri()
+        except subprocess.TimeoutExpired:
+            log.warning("embedded PostgreSQL is slow to start (attempt %d); waiting", attempt + 1)
+            time.sleep(5)
     return _server(data_dir, cleanup_mode=None).get_uri()
 
 
