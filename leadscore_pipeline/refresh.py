@@ -217,7 +217,15 @@ def _write_differences(
         )
         conn.execute("drop table stale_keys")
     copy_frame(conn, table, new)
+    analyze(conn, table)
     return new.height
+
+
+def analyze(conn: psycopg.Connection, *tables: str) -> None:
+    """Fresh planner statistics after a bulk rewrite: stale ones turn the micro-batches' index lookups
+    into scans (measured: 260-435 ms instead of 40 ms for one event over 1M stored)."""
+    for table in tables:
+        conn.execute(f"analyze {table}")
 
 
 def _clean_rows(firsts: pl.DataFrame, tallies: pl.DataFrame) -> pl.DataFrame:
@@ -272,6 +280,7 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
             conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
         else:
             conn.execute("update pipeline_state set last_replay_at = now()")
+            analyze(conn, "score_history", "lead_scores")
     return StepResult(
         leads_frame.height,
         through,
@@ -339,6 +348,7 @@ def decay_scores(
                     where b.lead_bucket in {buckets_sql(scope.buckets)}"""
             )
             conn.execute("update pipeline_state set last_decay_at = now()")
+            analyze(conn, "current_scores")
     out_of_bounds = current.join(leads, on="lead_key").filter(
         (pl.col("score") < params.floor) | (pl.col("score") > pl.col("score_at_last_event").clip(params.floor))
     )

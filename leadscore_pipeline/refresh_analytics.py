@@ -8,7 +8,7 @@ import psycopg
 
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.locks import ALL_BUCKETS, DEDUP_LOCK, SCORE_LOCK, STATS_LOCK, buckets_sql, lock, lock_buckets
-from leadscore_pipeline.refresh import TIMESTAMP, Scope, StepResult
+from leadscore_pipeline.refresh import TIMESTAMP, Scope, StepResult, analyze
 from leadscore_pipeline.scoring.analytics import daily_counts, lead_type_stats
 
 _EVENT_SCHEMA = {"lead_bucket": pl.Int16, "event_time": TIMESTAMP, "event_type": pl.String}
@@ -75,4 +75,6 @@ def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
         copy_frame(conn, "lead_event_stats", stats)
         if scope.incremental:
             conn.execute("update pipeline_state set stats_through = %s", (through,))
+        else:
+            analyze(conn, "lead_event_stats")
     return StepResult(stats.height, 0, {"events": history.height}, {})
