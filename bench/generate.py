@@ -43,9 +43,6 @@ class Draws:
     def chance(self, size: int, probability: float) -> pl.Series:
         return self.uniform(size) < probability
 
-    def between(self, size: int, low: float | pl.Series, high: float | pl.Series) -> pl.Series:
-        return low + self.uniform(size) * (high - low)
-
     def exponential(self, size: int, mean: float) -> pl.Series:
         return -mean * (1.0 - self.uniform(size)).log()
 

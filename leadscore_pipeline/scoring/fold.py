@@ -178,12 +178,3 @@ def tier(score: pl.Expr, thresholds: TierThresholds) -> pl.Expr:
         .when(score.is_not_null())
         .then(pl.lit("cold"))
     )
-
-
-def points_by_type(history: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (lead_key, event_type): the number of events and the sum of their rule points."""
-    return (
-        history.group_by("lead_key", "event_type")
-        .agg(events=pl.len().cast(pl.Int64), points=pl.col("points").sum().cast(pl.Int64))
-        .sort("lead_key", "event_type")
-    )

@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from leadscore_pipeline.scoring.analytics import lead_type_stats
 from leadscore_pipeline.scoring.dedup import first_deliveries
 from leadscore_pipeline.scoring.fold import (
     HISTORY_SCHEMA,
     current_score,
     lead_totals,
-    points_by_type,
     score_history,
     tier,
 )
@@ -288,7 +288,8 @@ def test_lead_totals_and_points_by_type():
             "points": [10, 100, -50],
         }
     )
-    assert_frame_equal(points_by_type(result).collect(), expected_points)
+    stats = lead_type_stats(result.with_columns(lead_bucket=pl.lit(0, pl.Int16))).collect()
+    assert_frame_equal(stats.select("lead_key", "event_type", "events", "points"), expected_points, check_dtypes=False)
 
 
 # --- current score and tiers --------------------------------------------------------------------------
