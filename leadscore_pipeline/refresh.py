@@ -52,7 +52,6 @@ CLEAN_SCHEMA = {
     "company": pl.String,
     "source": pl.String,
 }
-_CLEAN_COLUMNS = ", ".join(f"c.{name}" for name in CLEAN_SCHEMA)
 HISTORY_KEY = ("lead_key", "event_time", "event_id")
 RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
 LEAD_SCORE_SCHEMA = {
@@ -243,24 +242,22 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
     """Rescore leads from their full clean history: the touched ones (micro-batch) or whole buckets."""
     with conn.transaction():
         if scope.incremental:
-            lock(conn, [SCORE_LOCK])
+            lock(conn, [SCORE_LOCK])  # touched buckets are locked once known, below
+        else:
+            lock_buckets(conn, scope.buckets)
         state = state_of(conn)
         start, through = state["scored_through"], state["deduped_through"]
         if scope.incremental:
             if through <= start:
                 return StepResult(0, start, {"events": 0}, {"out_of_bounds": 0, "sum_mismatch": 0})
-            leads = f"(select lead_key from clean_events where seq > {start} and seq <= {through})"
-            buckets = conn.execute(
-                f"select distinct lead_bucket from clean_events where seq > {start} and seq <= {through}"
-            ).fetchall()
+            touched = f"seq > {start} and seq <= {through}"
+            buckets = conn.execute(f"select distinct lead_bucket from clean_events where {touched}").fetchall()
             lock_buckets(conn, (b for (b,) in buckets))
-            where = f"c.lead_key in {leads}"
+            where = f"lead_key in (select lead_key from clean_events where {touched})"
         else:
-            lock_buckets(conn, scope.buckets)
-            through = state_of(conn)["deduped_through"]
-            where = f"c.lead_bucket in {buckets_sql(scope.buckets)}"
+            where = f"lead_bucket in {buckets_sql(scope.buckets)}"
 
-        events = read_frame(conn, f"select {_CLEAN_COLUMNS} from clean_events c where {where}", CLEAN_SCHEMA)
+        events = read_frame(conn, f"select {', '.join(CLEAN_SCHEMA)} from clean_events where {where}", CLEAN_SCHEMA)
         rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
         scored = score_leads(events.lazy(), rules.lazy(), params)
         history = scored.history
@@ -268,13 +265,12 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
             rules_version=pl.lit(state["rules_version"]), scored_seq=pl.lit(through)
         )
 
-        target = where.replace("c.", "")
         if scope.incremental:
-            conn.execute(f"delete from score_history where {target}")
+            conn.execute(f"delete from score_history where {where}")
             copy_frame(conn, "score_history", history)
         else:
-            _write_differences(conn, "score_history", HISTORY_KEY, target, history)
-        conn.execute(f"delete from lead_scores where {target}")
+            _write_differences(conn, "score_history", HISTORY_KEY, where, history)
+        conn.execute(f"delete from lead_scores where {where}")
         copy_frame(conn, "lead_scores", leads_frame)
         if scope.incremental:
             conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
