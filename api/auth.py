@@ -9,7 +9,6 @@ from fastapi import Depends, Header
 
 from api.deps import SettingsDep
 from api.errors import field_error
-from leadscore_pipeline.settings import Settings
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -25,16 +24,8 @@ def _check(expected: str, authorization: str | None, what: str) -> None:
         raise field_error(401, "authorization", f"wrong {what}")
 
 
-def admin_token(settings: Settings) -> str | None:
-    """LEADSCORE_ADMIN_TOKEN, else the token `leadscore up` generated under $LEADSCORE_HOME."""
-    if settings.admin_token:
-        return settings.admin_token
-    path = settings.admin_token_path
-    return path.read_text().strip() if path.exists() else None
-
-
 def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
-    expected = admin_token(settings)
+    expected = settings.configured_admin_token()
     if expected is None:
         raise field_error(503, "authorization", "no admin token configured (LEADSCORE_ADMIN_TOKEN)")
     _check(expected, authorization, "admin token")

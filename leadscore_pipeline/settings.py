@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     def admin_token_path(self) -> Path:
         return self.home.resolve() / "admin_token"
 
+    def configured_admin_token(self) -> str | None:
+        """LEADSCORE_ADMIN_TOKEN, else the token `leadscore up` generated under $LEADSCORE_HOME."""
+        if self.admin_token:
+            return self.admin_token
+        path = self.admin_token_path
+        return path.read_text().strip() if path.exists() else None
+
     @property
     def dropzone(self) -> Path:
         return (self.drop_dir or self.home / "dropzone").resolve()

@@ -17,6 +17,7 @@ from leadscore_pipeline.dagster_home import write_dagster_yaml
 from leadscore_pipeline.db.embedded import ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
+from leadscore_pipeline.ingest.csv_batches import land_csv_file
 from leadscore_pipeline.rules import note_scoring_settings
 from leadscore_pipeline.settings import Settings
 
@@ -47,13 +48,12 @@ def prepare_database(settings: Settings) -> Database:
 
 def admin_token(settings: Settings) -> str:
     """The configured admin token, else one generated at first start and kept under $LEADSCORE_HOME."""
-    if settings.admin_token:
-        return settings.admin_token
-    path = settings.admin_token_path
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    token = settings.configured_admin_token()
+    if token is None:
+        token = secrets.token_urlsafe(24)
+        settings.admin_token_path.write_text(token)
+        settings.admin_token_path.chmod(0o600)
+    return token
 
 
 def child_environment(settings: Settings, database_url: str, token: str) -> dict[str, str]:
@@ -157,8 +157,6 @@ def run_stack(settings: Settings) -> None:
 
 
 def _load_sample_once(database_url: str) -> None:
-    from leadscore_pipeline.ingest.csv_batches import land_csv_file
-
     with engine_for(database_url).begin() as conn:
         if conn.exec_driver_sql("select exists (select 1 from raw_deliveries)").scalar_one():
             return

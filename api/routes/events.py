@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, File, Request, UploadFile
 from pydantic import BaseModel
@@ -13,9 +12,10 @@ from api.auth import IngestKeyDep
 from api.deps import SettingsDep
 from api.errors import ClientError, field_error
 from api.group_commit import GroupCommit
+from api.ingestion import check_batch_size, land_all_or_nothing, parse_json, read_body
 from api.schemas import BatchAccepted, EventAccepted, EventIn
 from leadscore_pipeline.db.engine import get_engine
-from leadscore_pipeline.ingest.accept import RejectedEvents, accept_events
+from leadscore_pipeline.ingest.accept import RejectedEvents
 from leadscore_pipeline.ingest.csv_batches import CsvResult, UnreadableCsv, land_csv
 from leadscore_pipeline.settings import Settings
 
@@ -37,25 +37,6 @@ _BATCH_BODY = {
 }
 
 
-async def _json_body(request: Request, max_bytes: int) -> Any:
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise field_error(413, "body", f"larger than {max_bytes} bytes ({len(body)} bytes)")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise field_error(422, "body", f"not valid JSON: {exc}") from None
-
-
-def _land_batch(records: list[Any], settings: Settings) -> list[str]:
-    try:
-        # The transaction commits when this block ends: only then is the request acknowledged.
-        with get_engine().begin() as conn:
-            return accept_events(conn.connection.driver_connection, records, channel="batch", settings=settings)
-    except RejectedEvents as rejected:
-        raise ClientError(422, [e.as_dict() for e in rejected.errors]) from None
-
-
 def group_commit(request: Request, settings: Settings) -> GroupCommit:
     if getattr(request.app.state, "group_commit", None) is None:
         request.app.state.group_commit = GroupCommit(settings)
@@ -64,7 +45,7 @@ def group_commit(request: Request, settings: Settings) -> GroupCommit:
 
 @router.post("", status_code=202, response_model=EventAccepted, openapi_extra=_ONE_EVENT_BODY)
 async def post_event(request: Request, settings: SettingsDep) -> EventAccepted:
-    record = await _json_body(request, settings.max_event_bytes)
+    record = parse_json(await read_body(request, settings.max_event_bytes))
     if not isinstance(record, dict):
         raise field_error(422, "body", "must be a JSON object (one event); send arrays to /api/events/batch")
     try:
@@ -76,15 +57,12 @@ async def post_event(request: Request, settings: SettingsDep) -> EventAccepted:
 
 @router.post("/batch", status_code=202, response_model=BatchAccepted, openapi_extra=_BATCH_BODY)
 async def post_batch(request: Request, settings: SettingsDep) -> BatchAccepted:
-    body = await _json_body(request, settings.max_batch_bytes)
+    body = parse_json(await read_body(request, settings.max_batch_bytes))
     records = body.get("events") if isinstance(body, dict) else body
     if not isinstance(records, list):
         raise field_error(422, "body", 'must be a JSON array of events or {"events": [...]}')
-    if len(records) > settings.max_batch_events:
-        raise field_error(413, "body", f"at most {settings.max_batch_events} events per batch, got {len(records)}")
-    if not records:
-        raise field_error(422, "body", "the batch is empty")
-    event_ids = await run_in_threadpool(_land_batch, records, settings)
+    check_batch_size(records, settings)
+    event_ids = await run_in_threadpool(land_all_or_nothing, records, "batch", settings)
     return BatchAccepted(accepted=len(event_ids), event_ids=event_ids)
 
 

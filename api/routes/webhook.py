@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,10 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
 from api.errors import ClientError, field_error
-from leadscore_pipeline.db.engine import get_engine
-from leadscore_pipeline.ingest.accept import RejectedEvents, accept_events
+from api.ingestion import check_batch_size, land_all_or_nothing, parse_json, read_body
 from leadscore_pipeline.ingest.webhook import WebhookSignatureError, segment_records, verify_webhook
-from leadscore_pipeline.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["webhook"])
 
@@ -50,23 +47,12 @@ _WEBHOOK_DOC = {
 }
 
 
-def _land(records: list[Any], settings: Settings) -> list[str]:
-    try:
-        # The transaction commits when this block ends: only then is the webhook acknowledged.
-        with get_engine().begin() as conn:
-            return accept_events(conn.connection.driver_connection, records, channel="webhook", settings=settings)
-    except RejectedEvents as rejected:
-        raise ClientError(422, [e.as_dict(with_index=True) for e in rejected.errors]) from None
-
-
 @router.post("/webhook", status_code=202, response_model=WebhookAccepted, openapi_extra=_WEBHOOK_DOC)
 async def post_webhook(request: Request, settings: SettingsDep) -> WebhookAccepted:
     secrets = settings.webhook_secret_list
     if not secrets:
         raise field_error(503, "webhook", "no webhook secret configured (LEADSCORE_WEBHOOK_SECRETS)")
-    body = await request.body()
-    if len(body) > settings.max_batch_bytes:
-        raise field_error(413, "body", f"larger than {settings.max_batch_bytes} bytes ({len(body)} bytes)")
+    body = await read_body(request, settings.max_batch_bytes)
     try:
         # On the raw bytes, before any parsing: the signature covers exactly what was sent.
         webhook_id = verify_webhook(
@@ -76,14 +62,7 @@ async def post_webhook(request: Request, settings: SettingsDep) -> WebhookAccept
         raise ClientError(401, [{"field": exc.header, "error": exc.reason}]) from None
     except ValueError as exc:
         raise field_error(503, "webhook", f"webhook secret misconfigured (LEADSCORE_WEBHOOK_SECRETS): {exc}") from None
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise field_error(422, "body", f"not valid JSON: {exc}") from None
-    records = segment_records(payload, webhook_id)
-    if len(records) > settings.max_batch_events:
-        raise field_error(413, "body", f"at most {settings.max_batch_events} events per webhook, got {len(records)}")
-    if not records:
-        raise field_error(422, "body", "the array of events is empty")
-    event_ids = await run_in_threadpool(_land, records, settings)
+    records = segment_records(parse_json(body), webhook_id)
+    check_batch_size(records, settings)
+    event_ids = await run_in_threadpool(land_all_or_nothing, records, "webhook", settings)
     return WebhookAccepted(accepted=len(event_ids), event_ids=event_ids, webhook_id=webhook_id)
