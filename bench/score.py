@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 
 from leadscore_pipeline.db.engine import connect
-from leadscore_pipeline.refresh import Scope, StepResult, decay_scores, dedup_deliveries, score_buckets
-from leadscore_pipeline.refresh_analytics import count_daily_events, refresh_lead_stats
-from leadscore_pipeline.settings import get_settings
+from leadscore_pipeline.microbatch import pipeline_steps
+from leadscore_pipeline.refresh import Scope, StepResult
 
 
 def peak_rss_mib() -> float:
@@ -32,20 +31,13 @@ def timed_step(name: str, step: Callable[[], StepResult]) -> dict[str, object]:
 
 
 def score_all() -> list[dict[str, object]]:
-    """The micro-batch that dedups the whole stream, then a full rebuild: every step of a replay."""
-    settings = get_settings()
-    params, tiers = settings.scoring, settings.tiers
+    """The whole stream as one micro-batch (every row written for the first time), then a replay of it
+    (which recomputes everything and writes only what differs)."""
     with connect() as conn:
         return [
-            timed_step(
-                "micro-batch dedup of the whole stream", lambda: dedup_deliveries(conn, Scope(incremental=True))
-            ),
-            timed_step("micro-batch daily counts", lambda: count_daily_events(conn, Scope(incremental=True))),
-            timed_step("full run: dedup", lambda: dedup_deliveries(conn, Scope())),
-            timed_step("full run: score", lambda: score_buckets(conn, Scope(), params)),
-            timed_step("full run: decay", lambda: decay_scores(conn, Scope(), params, tiers)),
-            timed_step("full run: daily counts", lambda: count_daily_events(conn, Scope())),
-            timed_step("full run: lead type stats", lambda: refresh_lead_stats(conn, Scope())),
+            timed_step(f"{label}: {name}", step)
+            for label, scope in (("micro-batch", Scope(incremental=True)), ("replay", Scope()))
+            for name, step in pipeline_steps(conn, scope)
         ]
 
 

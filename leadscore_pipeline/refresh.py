@@ -260,6 +260,8 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
         events = read_frame(conn, f"select {', '.join(CLEAN_SCHEMA)} from clean_events where {where}", CLEAN_SCHEMA)
         rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
         scored = score_leads(events.lazy(), rules.lazy(), params)
+        event_count = events.height
+        del events  # freed before a replay reads the stored history to diff against (peak memory)
         history = scored.history
         leads_frame = scored.leads.with_columns(
             rules_version=pl.lit(state["rules_version"]), scored_seq=pl.lit(through)
@@ -280,7 +282,7 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
     return StepResult(
         leads_frame.height,
         through,
-        {"events": events.height},
+        {"events": event_count},
         invariant_violations(history, leads_frame, params),
     )
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from leadscore_pipeline import refresh_analytics
+from leadscore_pipeline.assets.results import step_metadata
 from leadscore_pipeline.partitions import BY_BUCKET, scope_of
 from leadscore_pipeline.resources import PostgresResource
 
@@ -14,7 +15,7 @@ def daily_event_counts(context: dg.AssetExecutionContext, postgres: PostgresReso
     scope = scope_of(context)
     with postgres.connect() as conn:
         result = refresh_analytics.count_daily_events(conn, scope)
-    return dg.MaterializeResult(metadata={"rows": result.rows, "events": result.details["events"]})
+    return dg.MaterializeResult(metadata=step_metadata(result, scope))
 
 
 @dg.asset(
@@ -26,4 +27,4 @@ def lead_event_stats(context: dg.AssetExecutionContext, postgres: PostgresResour
     scope = scope_of(context)
     with postgres.connect() as conn:
         result = refresh_analytics.refresh_lead_stats(conn, scope)
-    return dg.MaterializeResult(metadata={"rows": result.rows, "events": result.details["events"]})
+    return dg.MaterializeResult(metadata=step_metadata(result, scope))

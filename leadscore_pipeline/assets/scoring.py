@@ -3,30 +3,12 @@
 import dagster as dg
 
 from leadscore_pipeline import refresh
+from leadscore_pipeline.assets.results import check_result, step_metadata
 from leadscore_pipeline.partitions import BY_BUCKET, scope_of
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.settings import get_settings
 
 _shared = dict(**BY_BUCKET, kinds={"polars", "postgres"}, group_name="scoring")
-
-
-def _check(asset: str, name: str, violations: int, what: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name=name,
-        passed=violations == 0,
-        metadata={"violations": violations},
-        description=f"{violations} {what}",
-    )
-
-
-def _metadata(result: refresh.StepResult, scope: refresh.Scope) -> dict[str, object]:
-    return {
-        "rows": result.rows,
-        "through_seq": result.through_seq,
-        "mode": "micro-batch" if scope.incremental else "full rebuild",
-        **result.details,
-    }
 
 
 @dg.asset(
@@ -40,9 +22,9 @@ def clean_events(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     with postgres.connect() as conn:
         result = refresh.dedup_deliveries(conn, scope)
     return dg.MaterializeResult(
-        metadata=_metadata(result, scope),
+        metadata=step_metadata(result, scope),
         check_results=[
-            _check(
+            check_result(
                 "clean_events",
                 "unique_event_ids",
                 result.checks["duplicate_event_ids"],
@@ -78,11 +60,13 @@ def lead_scores(context: dg.AssetExecutionContext, postgres: PostgresResource):
     scope = scope_of(context)
     with postgres.connect() as conn:
         result = refresh.score_buckets(conn, scope, get_settings().scoring)
-    metadata = _metadata(result, scope)
+    metadata = step_metadata(result, scope)
     yield dg.MaterializeResult(asset_key="lead_scores", metadata=metadata)
     yield dg.MaterializeResult(asset_key="score_history", metadata=metadata)
-    yield _check("lead_scores", "scores_within_bounds", result.checks["out_of_bounds"], "scores outside [floor, cap]")
-    yield _check(
+    yield check_result(
+        "lead_scores", "scores_within_bounds", result.checks["out_of_bounds"], "scores outside [floor, cap]"
+    )
+    yield check_result(
         "score_history",
         "history_sums_to_score",
         result.checks["sum_mismatch"],
@@ -102,9 +86,9 @@ def current_scores(context: dg.AssetExecutionContext, postgres: PostgresResource
     with postgres.connect() as conn:
         result = refresh.decay_scores(conn, scope, settings.scoring, settings.tiers)
     return dg.MaterializeResult(
-        metadata=_metadata(result, scope),
+        metadata=step_metadata(result, scope),
         check_results=[
-            _check(
+            check_result(
                 "current_scores",
                 "current_within_bounds",
                 result.checks["out_of_bounds"],

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from leadscore_pipeline.microbatch import run_all_steps
 from leadscore_pipeline.refresh import Scope
+from leadscore_pipeline.replay import SCORING_ASSETS
 from tests.pipeline.helpers import event, land, scores
 
 AS_OF = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -79,14 +80,7 @@ def test_replay_equals_microbatches(conn):
         if i % 4 == 0:
             microbatch(conn)
     microbatch(conn)
-    tables = (
-        "clean_events",
-        "lead_scores",
-        "score_history",
-        "current_scores",
-        "daily_event_counts",
-        "lead_event_stats",
-    )
+    tables = SCORING_ASSETS
     columns = {
         "daily_event_counts": "day, event_type, lead_bucket, events",
         "lead_event_stats": "lead_key, event_type, events, points, conversions",

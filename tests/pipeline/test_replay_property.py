@@ -16,8 +16,9 @@ from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.ingest.accept import accept_events
 from leadscore_pipeline.ingest.csv_batches import land_csv
 from leadscore_pipeline.ingest.webhook import segment_records
-from leadscore_pipeline.refresh import Scope, decay_scores, dedup_deliveries, score_buckets
-from leadscore_pipeline.scoring.params import DEFAULT_RULES, ScoringParams, TierThresholds
+from leadscore_pipeline.microbatch import run_all_steps
+from leadscore_pipeline.refresh import Scope
+from leadscore_pipeline.scoring.params import DEFAULT_RULES, ScoringParams
 from leadscore_pipeline.settings import get_settings
 from tests.conftest import reset_database
 from tests.unit.test_fold import EPOCH, reference_history
@@ -173,9 +174,7 @@ def deliver(conn: psycopg.Connection, number: int, delivery: Delivery) -> None:
 
 
 def run_steps(conn: psycopg.Connection, scope: Scope) -> None:
-    dedup_deliveries(conn, scope)
-    score_buckets(conn, scope, PARAMS)
-    decay_scores(conn, scope, PARAMS, TierThresholds(), as_of=AS_OF)
+    run_all_steps(conn, scope, as_of=AS_OF)  # with the default settings, whose scoring params are PARAMS
 
 
 def snapshot(conn: psycopg.Connection) -> dict[str, list[tuple]]:

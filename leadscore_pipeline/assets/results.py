@@ -1,0 +1,24 @@
+"""How a step's result shows in Dagster: run metadata and asset check results."""
+
+import dagster as dg
+
+from leadscore_pipeline import refresh
+
+
+def check_result(asset: str, name: str, violations: int, what: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=violations == 0,
+        metadata={"violations": violations},
+        description=f"{violations} {what}",
+    )
+
+
+def step_metadata(result: refresh.StepResult, scope: refresh.Scope) -> dict[str, object]:
+    return {
+        "rows": result.rows,
+        "through_seq": result.through_seq,
+        "mode": "micro-batch" if scope.incremental else "full rebuild",
+        **result.details,
+    }
