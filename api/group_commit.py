@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
+from leadscore_pipeline import clock
 from leadscore_pipeline.db.engine import get_engine
 from leadscore_pipeline.ingest.accept import RejectedEvents, check_records
 from leadscore_pipeline.ingest.land import land_events
@@ -64,7 +64,7 @@ class GroupCommit:
                     answer.set_result(outcome)
 
     def _land_group(self, records: list[Any]) -> list[str | RejectedEvents]:
-        received_at = datetime.now(UTC)
+        received_at = clock.utc_now()
         checked = check_records(records, channel=CHANNEL, settings=self.settings, received_at=received_at)
         errors: dict[int, list[FieldError]] = {}
         for error in checked.errors:

@@ -8,11 +8,12 @@ Each step is one transaction, idempotent, and scoped either to what landed since
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import polars as pl
 import psycopg
 
+from leadscore_pipeline import clock
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.locks import ALL_BUCKETS, DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
 from leadscore_pipeline.ingest.land import landed_through
@@ -298,7 +299,7 @@ def decay_scores(
     as_of: datetime | None = None,
 ) -> StepResult:
     """Write each lead's current score and tier as of `as_of`: leads rescored since last time, or whole buckets."""
-    as_of = as_of or datetime.now(UTC)
+    as_of = as_of or clock.utc_now()
     with conn.transaction():
         if scope.incremental:
             # Hold off scorers and every bucket: what we read is exactly what we replace.

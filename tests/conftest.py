@@ -12,16 +12,25 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from leadscore_pipeline import clock
 from leadscore_pipeline.db.embedded import drop_database, ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate, seed_default_rules
 from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.settings import get_settings
+from tests.frozen import NOW
 
 DERIVED_AND_RAW = (
     "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files,"
     " daily_event_counts, lead_event_stats"
 )
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process code reads a fixed now, so no test depends on the day or hour it runs (end-to-end
+    processes keep the real clock and their tests time events relative to it)."""
+    monkeypatch.setattr(clock, "utc_now", lambda: NOW)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import ConnDep
+from leadscore_pipeline import clock
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
@@ -123,7 +124,7 @@ def _periods(trend_range: TrendRange, today: date) -> tuple[str, list[date]]:
 @router.get("/trends", response_model=Trends)
 def trends(conn: ConnDep, range: TrendRange = TrendRange.week) -> dict:
     """Events per UTC day (7d, 30d) or month (6m, 1y) by event time, zero-filled, ending today."""
-    unit, periods = _periods(range, datetime.now(UTC).date())
+    unit, periods = _periods(range, clock.utc_now().date())
     rows = conn.execute(
         text(
             f"""select date_trunc('{unit}', day)::date as period, event_type, sum(events)::int as events

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
 import psycopg
 
+from leadscore_pipeline import clock
 from leadscore_pipeline.ingest.land import land_events
 from leadscore_pipeline.ingest.records import FieldError, records_to_frame
 from leadscore_pipeline.ingest.validate import ValidationLimits, validate_events
@@ -60,7 +61,7 @@ def accept_events(
     received_at: datetime | None = None,
 ) -> list[str]:
     """Land every record or none; returns the event ids in request order. The caller commits."""
-    received_at = received_at or datetime.now(UTC)
+    received_at = received_at or clock.utc_now()
     checked = check_records(records, channel=channel, settings=settings, received_at=received_at)
     if checked.errors:
         raise RejectedEvents(checked.errors)

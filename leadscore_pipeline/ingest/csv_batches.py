@@ -14,13 +14,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
 import psycopg
 
+from leadscore_pipeline import clock
 from leadscore_pipeline.db.frames import copy_frame
 from leadscore_pipeline.ingest.accept import validation_limits
 from leadscore_pipeline.ingest.land import land_events
@@ -197,7 +198,7 @@ def land_csv(
 
     Raises UnreadableCsv when the file as a whole cannot be read; the caller rolls back so nothing lands.
     """
-    received_at = received_at or datetime.now(UTC)
+    received_at = received_at or clock.utc_now()
     with _file_path(stream) as path:
         header, wanted = _header(path)
         options = {"channel": channel, "settings": settings, "received_at": received_at}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.api.test_read import score_all
+from tests.frozen import NOW
 from tests.pipeline.helpers import event, land
 
-TODAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+TODAY = NOW  # noon: an hour either side stays on the same UTC day
 
 
 def day(offset: int) -> str:

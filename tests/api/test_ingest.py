@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+
+from tests.frozen import NOW
 
 GOOD = {"event_id": "e-1", "event_type": "page_view ", "email": " Ann@Acme.io ", "timestamp": "2026-11-01T10:00:00Z"}
 
@@ -43,7 +45,7 @@ def test_lead_id_alone_identifies_a_lead(client, conn):
 
 
 def in_an_hour(seconds: int) -> str:
-    return (datetime.now(UTC) + timedelta(hours=1, seconds=seconds)).isoformat()
+    return (NOW + timedelta(hours=1, seconds=seconds)).isoformat()
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import psycopg
 
 from leadscore_pipeline.ingest.accept import accept_events
 from leadscore_pipeline.settings import get_settings
+from tests.frozen import NOW
 
-RECEIVED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+RECEIVED = NOW
 
 
 def land(conn: psycopg.Connection, *events: dict, channel: str = "api") -> list[str]:
