@@ -14,11 +14,19 @@ RAW_COLUMNS = ("event_id", "event_type", "timestamp", "email", "lead_id", "sourc
 # CSV files may carry these beside metadata; a non-empty cell wins over metadata's value.
 OVERRIDE_COLUMNS = ("name", "company")
 
-EVENT_TYPE_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
+# Field limits, in characters. Every stored text must also fit a btree index entry (~2.7 KB): at 4 bytes
+# per character the longest, 256, takes 1 KB.
+MAX_ID_CHARS = 128  # event_id and lead_id
+MAX_EVENT_TYPE_CHARS = 64
+MAX_EMAIL_CHARS = 254  # RFC 5321's limit on a forward path
+MAX_SOURCE_CHARS = 128
+MAX_NAME_CHARS = 256
+MAX_COMPANY_CHARS = 256
+
+EVENT_TYPE_PATTERN = rf"^[A-Z][A-Z0-9_]{{0,{MAX_EVENT_TYPE_CHARS - 1}}}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 CONTROL_CHARS = r"[\x00-\x1f\x7f]"
-MAX_ID_CHARS = 128
-MAX_SOURCE_CHARS = 128
+NUL_CHAR = r"\x00"
 MIN_EVENT_TIME = datetime(1971, 1, 1, tzinfo=UTC)
 
 EVENT_SCHEMA = pl.Schema(
@@ -49,6 +57,9 @@ _FALLBACK_TIMESTAMP_FORMATS = (
     "%Y-%m-%d",
 )
 _SHOWN_CHARS = 80
+# An unescaped \u0000 in JSON text (an odd number of backslashes before it): jsonb cannot hold it.
+_NUL_ESCAPE = r"(?:^|[^\\])(?:\\\\)*\\u0000"
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 
@@ -62,6 +73,18 @@ class ValidationLimits:
 class Validated:
     events: pl.DataFrame  # the good rows, normalized, columns as EVENT_SCHEMA
     errors: pl.DataFrame  # one row per problem, columns as ERROR_SCHEMA
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    regex: str
+    reason: str  # what a failing value is told
+
+
+# Identifiers allow no control character; free text only loses NUL, which Postgres text cannot hold.
+_NO_CONTROLS = _Pattern(CONTROL_CHARS, r"must not contain control characters (\x00-\x1f, \x7f)")
+_NO_NUL = _Pattern(NUL_CHAR, r"must not contain the NUL character (\x00): Postgres cannot store it")
+_EMAIL_SHAPE = _Pattern(EMAIL_PATTERN, "must look like an address (name@domain.tld), got ")
 
 
 @dataclass(frozen=True)
@@ -196,29 +219,65 @@ def _normalize_stages() -> tuple[list[pl.Expr], ...]:
 def _shown(expr: pl.Expr) -> pl.Expr:
     """A raw value quoted for an error message, cut short so a huge value cannot flood the errors."""
     cut = pl.when(expr.str.len_chars() > _SHOWN_CHARS).then(expr.str.slice(0, _SHOWN_CHARS) + "...").otherwise(expr)
-    return pl.format("'{}'", cut)
+    # Reasons are stored (ingest_rejections) and Postgres text cannot hold NUL: show it as the 4 characters \x00.
+    return pl.format("'{}'", cut.str.replace_all("\x00", r"\x00", literal=True))
+
+
+def _text_check(
+    field: str, value: pl.Expr, max_chars: int, *, forbidden: _Pattern, shape: _Pattern | None = None
+) -> _Check:
+    """A stored text field: nothing `forbidden`, at most `max_chars`, and matching `shape` when one is given."""
+    length = value.str.len_chars()
+    bad_chars, too_long = value.str.contains(forbidden.regex), length > max_chars
+    failed = bad_chars | too_long if shape is None else bad_chars | too_long | ~value.str.contains(shape.regex)
+    reason = (
+        pl.when(bad_chars)
+        .then(pl.lit(forbidden.reason))
+        .when(too_long)
+        .then(pl.format("must be at most {} characters, got {}", pl.lit(max_chars), length))
+    )
+    return _Check(field, failed, reason if shape is None else reason.otherwise(pl.lit(shape.reason) + _shown(value)))
+
+
+def _sourced_checks(
+    field: str,
+    value: pl.Expr,
+    top_level: pl.Expr,
+    max_chars: int,
+    *,
+    forbidden: _Pattern,
+    shape: _Pattern | None = None,
+) -> tuple[_Check, _Check]:
+    """The same rules for a value given at the top level (or as a CSV column) and for one taken from metadata,
+    so the error names where the value came from."""
+    check = _text_check(field, value, max_chars, forbidden=forbidden, shape=shape)
+    return (
+        _Check(field, top_level.is_not_null() & check.failed, check.reason),
+        _Check(f"metadata.{field}", top_level.is_null() & check.failed, check.reason),
+    )
 
 
 @functools.cache
 def _checks(limits: ValidationLimits) -> tuple[_Check, ...]:
     """The rules of SPEC §2 as (field, failed, reason), over the columns the normalize stages add."""
     email, external_id = pl.col("email"), pl.col("external_id")
-    email_top, lead_id_top = pl.col("email_top"), pl.col("lead_id_top")
     event_time = pl.col("event_time")
     id_chars = _raw("event_id").str.len_chars()
     id_length_bad = (id_chars < 1) | (id_chars > MAX_ID_CHARS)
     timestamp_given = pl.col("timestamp_text").is_not_null()
     too_early = event_time < pl.lit(MIN_EVENT_TIME, dtype=pl.Datetime("us", "UTC"))
     too_late = event_time > pl.col("received_at") + limits.max_future
-    email_bad = ~email.str.contains(EMAIL_PATTERN)
-    email_shape = "must look like an address (name@domain.tld), got "
+    metadata = _raw("metadata")
+    # The regex only runs where the literal text is present.
+    nul_escape = pl.when(metadata.str.contains(r"\u0000", literal=True)).then(metadata).str.contains(_NUL_ESCAPE)
+    metadata_nul = metadata.str.contains(NUL_CHAR) | nul_escape.fill_null(False)
     return (
         _Check(
             "event_id",
             _raw("event_id").is_not_null() & (id_length_bad | _raw("event_id").str.contains(CONTROL_CHARS)),
             pl.when(id_length_bad)
             .then(pl.format("must be 1-{} characters, got {}", pl.lit(MAX_ID_CHARS), id_chars))
-            .otherwise(pl.lit(r"must not contain control characters (\x00-\x1f, \x7f)")),
+            .otherwise(pl.lit(_NO_CONTROLS.reason)),
         ),
         _Check(
             "event_type",
@@ -246,40 +305,26 @@ def _checks(limits: ValidationLimits) -> tuple[_Check, ...]:
             )
             + _shown(_raw("timestamp")),
         ),
-        _Check("email", email_top.is_not_null() & email_bad, pl.lit(email_shape) + _shown(_raw("email"))),
-        _Check(
-            "metadata.email",
-            email_top.is_null() & email.is_not_null() & email_bad,
-            pl.lit(email_shape) + _shown(email),
+        *_sourced_checks(
+            "email", email, pl.col("email_top"), MAX_EMAIL_CHARS, forbidden=_NO_CONTROLS, shape=_EMAIL_SHAPE
         ),
-        _Check(
-            "lead_id",
-            lead_id_top.str.len_chars() > MAX_ID_CHARS,
-            pl.format("must be 1-{} characters, got {}", pl.lit(MAX_ID_CHARS), lead_id_top.str.len_chars()),
-        ),
-        _Check(
-            "metadata.lead_id",
-            lead_id_top.is_null() & (external_id.str.len_chars() > MAX_ID_CHARS),
-            pl.format("must be 1-{} characters, got {}", pl.lit(MAX_ID_CHARS), external_id.str.len_chars()),
-        ),
+        *_sourced_checks("lead_id", external_id, pl.col("lead_id_top"), MAX_ID_CHARS, forbidden=_NO_CONTROLS),
         _Check(
             "email",
             email.is_null() & external_id.is_null(),
             pl.lit("an event needs an email or a lead_id"),
         ),
-        _Check(
-            "source",
-            pl.col("source").str.len_chars() > MAX_SOURCE_CHARS,
-            pl.format(
-                "must be at most {} characters, got {}",
-                pl.lit(MAX_SOURCE_CHARS),
-                pl.col("source").str.len_chars(),
-            ),
-        ),
+        _text_check("source", pl.col("source"), MAX_SOURCE_CHARS, forbidden=_NO_NUL),
+        *_sourced_checks("name", pl.col("name"), pl.col("name_column"), MAX_NAME_CHARS, forbidden=_NO_NUL),
+        *_sourced_checks("company", pl.col("company"), pl.col("company_column"), MAX_COMPANY_CHARS, forbidden=_NO_NUL),
         _Check(
             "metadata",
-            ~pl.col("metadata_is_object"),
-            pl.lit("must be a JSON object, got ") + _shown(_raw("metadata")),
+            metadata_nul | ~pl.col("metadata_is_object"),
+            pl.when(metadata_nul)
+            .then(pl.lit(r"must not contain NUL (\x00, or the JSON escape \u0000): Postgres cannot store it"))
+            .when(metadata.str.contains(_SURROGATE_ESCAPE))
+            .then(pl.lit(r"must not contain a \uD800-\uDFFF escape outside a surrogate pair: it is no character"))
+            .otherwise(pl.lit("must be a JSON object, got ") + _shown(metadata)),
         ),
         _Check(
             "event",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import string
+
+from leadscore_pipeline.ingest.csv_batches import MAX_COLUMNS, RAW_KEEP_BYTES
 from tests.api.test_read import score_all
 
 CSV = (
@@ -84,3 +88,151 @@ def test_receipt_of_a_rejected_csv_row_and_of_nothing(client):
     receipt = client.get("/api/events/c2").json()
     assert receipt["status"] == "rejected" and receipt["rejections"][0]["line"] == 3
     assert client.get("/api/events/never-seen").status_code == 404
+
+
+# --- only what Postgres can store: NUL, values too long to index, huge headers and lines -------------
+
+HEADER = "event_id,event_type,lead_id,email,timestamp,metadata\n"
+RNG = random.Random(4180)
+
+
+def random_letters(count: int) -> str:
+    """Random, so it does not compress: a repetitive 20 KB value fits a btree entry and hides the bug."""
+    return "".join(RNG.choices(string.ascii_lowercase, k=count))
+
+
+def good_row(event_id: str, email: str = "ann@acme.io") -> str:
+    return f"{event_id},PAGE_VIEW,,{email},2026-11-01T10:00:00Z,{{}}\n"
+
+
+def stored_rejections(conn) -> list[tuple]:
+    return conn.execute("select line, raw, reason, event_id from ingest_rejections order by line").fetchall()
+
+
+def test_rows_with_nul_are_rejected_with_their_line_and_the_good_rows_land(client, conn):
+    text = (
+        HEADER
+        + good_row("n1")
+        + "n2,PAGE_VIEW,,ann\x00@acme.io,2026-11-01T10:00:00Z,{}\n"  # line 3: NUL in a value
+        + good_row("n3", "bob@globex.com")
+        + 'n4,PAGE_VIEW,,ann@acme.io,2026-11-01T10:00:00Z,"{""note"": ""a\\u0000b""}"\n'  # line 5: the JSON escape
+        + "n5\x00,PAGE_VIEW,,ann@acme.io,,{}\n"  # line 6: NUL in the event_id
+    )
+
+    body = upload(client, text.encode()).json()
+
+    assert (body["accepted"], body["rejected"]) == (2, 3)
+    assert [e["line"] for e in body["errors"]] == [3, 5, 6]
+    assert [e["error"].split(":")[0] for e in body["errors"]] == ["email", "metadata", "event_id"]
+    assert conn.execute("select event_id from raw_deliveries order by seq").fetchall() == [("n1",), ("n3",)]
+    rejected = stored_rejections(conn)
+    assert rejected[0][1] == "n2,PAGE_VIEW,,ann\ufffd@acme.io,2026-11-01T10:00:00Z,{}"  # raw text, NUL replaced
+    assert [r[3] for r in rejected] == ["n2", "n4", None]  # an event_id the table cannot hold is not kept
+    score_all(conn)
+    assert {row["lead_key"] for row in client.get("/api/leaderboard").json()["leads"]} == {
+        "ann@acme.io",
+        "bob@globex.com",
+    }
+
+
+def test_values_too_long_to_index_are_rejected_rows_and_scoring_goes_on(client, conn):
+    company, event_id = random_letters(20_000), random_letters(20_000)
+    text = (
+        "event_id,event_type,lead_id,email,timestamp,metadata,company\n"
+        + "l1,PAGE_VIEW,,ann@acme.io,2026-11-01T10:00:00Z,{},Acme\n"
+        + f"l2,PAGE_VIEW,,bob@globex.com,2026-11-01T10:00:00Z,{{}},{company}\n"  # line 3: the company column
+        + f'l3,PAGE_VIEW,,bob@globex.com,2026-11-01T10:00:00Z,"{{""company"": ""{company}""}}",\n'  # 4: in metadata
+        + f"{event_id},PAGE_VIEW,,bob@globex.com,2026-11-01T10:00:00Z,{{}},\n"  # line 5: the event_id
+        + f"l5,PAGE_VIEW,,{random_letters(20_000)}@x.io,2026-11-01T10:00:00Z,{{}},\n"  # line 6: the email
+    )
+
+    body = upload(client, text).json()
+
+    assert (body["accepted"], body["rejected"]) == (1, 4)
+    assert [(e["line"], e["error"].split(":")[0]) for e in body["errors"]] == [
+        (3, "company"),
+        (4, "metadata.company"),
+        (5, "event_id"),
+        (6, "email"),
+    ]
+    assert [r[3] for r in stored_rejections(conn)] == ["l2", "l3", None, "l5"]
+    score_all(conn)  # the old code landed these rows, and every micro-batch then failed on the index
+    assert [row["lead_key"] for row in client.get("/api/leaderboard").json()["leads"]] == ["ann@acme.io"]
+
+
+def test_a_header_of_more_columns_than_allowed_is_422_and_lands_nothing(client, conn):
+    wide = HEADER.rstrip("\n") + "".join(f",extra{i}" for i in range(MAX_COLUMNS - 5)) + "\n" + good_row("w1")
+
+    response = upload(client, wide)
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"field": "file", "error": f"at most {MAX_COLUMNS} columns, the header has {MAX_COLUMNS + 1}"}
+    ]
+    assert conn.execute("select count(*) from raw_deliveries").fetchone()[0] == 0
+
+
+def test_a_header_of_a_million_columns_is_refused_before_it_is_parsed(client, conn):
+    header = ",".join(f"c{i}" for i in range(1_000_000)) + "\n"  # 6.9 MB on one line
+
+    response = upload(client, header + "1,2,3\n")
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "file"
+    assert conn.execute("select count(*) from ingest_rejections").fetchone()[0] == 0
+
+
+def test_a_very_long_line_is_a_rejected_row_whose_raw_text_is_cut(client, conn):
+    huge = f'h2,PAGE_VIEW,,ann@acme.io,,"{{""note"": ""{random_letters(1_000_000)}""}}"'
+    wide = f"h3,BAD TYPE,,ann@acme.io,,{random_letters(10_000)}"  # under the line limit, rejected, long
+    text = HEADER + good_row("h1") + huge + "\n" + wide + "\n" + good_row("h4")
+
+    body = upload(client, text).json()
+
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    assert body["errors"][0] == {"line": 3, "error": f"line longer than 32768 bytes ({len(huge)} bytes): not read"}
+    assert body["errors"][1]["line"] == 4
+    raws = [r[1] for r in stored_rejections(conn)]
+    assert raws[0] == huge[:RAW_KEEP_BYTES] + f"... [cut: {len(huge)} bytes in all]"
+    assert raws[1] == wide[:RAW_KEEP_BYTES] + f"... [cut: {len(wide)} bytes in all]"
+    rejections = client.get("/api/ingest/rejections").json()["rejections"]
+    assert max(len(r["raw"]) for r in rejections) < RAW_KEEP_BYTES + 100
+
+
+def test_a_record_spanning_a_long_line_is_rejected_whole_and_the_lines_after_read_as_before(client, conn):
+    filler = random_letters(40_000)
+    text = (
+        HEADER
+        + good_row("s1")
+        + f's2,PAGE_VIEW,,ann@acme.io,,"{{""note"": ""{filler}\n'  # line 3, long, opens a quoted field
+        + 'more""}"\n'  # line 4 closes it: the record is lines 3-4
+        + 's3,PAGE_VIEW,,bob@globex.com,,"{""note"":\n'  # line 5 opens a quoted field
+        + f"{filler}\n"  # line 6, long, inside it
+        + '1}"\n'  # line 7 closes it: without line 6 it would be valid JSON
+        + good_row("s4", "cy@initech.com")  # line 8
+    )
+
+    body = upload(client, text).json()
+
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    assert body["errors"] == [
+        {"line": 3, "error": "line 3 is longer than 32768 bytes: not read"},
+        {"line": 5, "error": "line 6 is longer than 32768 bytes: not read"},
+    ]
+    assert conn.execute("select event_id from raw_deliveries order by seq").fetchall() == [("s1",), ("s4",)]
+
+
+def test_an_upload_named_with_nul_keeps_its_rejections(client, conn):
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a\x00b.csv"\r\n'
+        b"Content-Type: text/csv\r\n\r\n"
+        + (HEADER + "x1,BAD TYPE,,ann@acme.io,,{}\n").encode()
+        + b"\r\n--b0undary--\r\n"
+    )
+
+    response = client.post(
+        "/api/events/upload", content=body, headers={"content-type": "multipart/form-data; boundary=b0undary"}
+    )
+
+    assert response.status_code == 202
+    assert conn.execute("select file_name from ingest_rejections").fetchall() == [("a\ufffdb.csv",)]

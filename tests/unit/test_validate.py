@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import string
 from datetime import UTC, datetime, timedelta, timezone
 
 import polars as pl
@@ -12,6 +14,9 @@ from polars.testing import assert_frame_equal
 from leadscore_pipeline.ingest.validate import (
     ERROR_SCHEMA,
     EVENT_SCHEMA,
+    MAX_COMPANY_CHARS,
+    MAX_EMAIL_CHARS,
+    MAX_NAME_CHARS,
     RAW_COLUMNS,
     Validated,
     ValidationLimits,
@@ -403,8 +408,8 @@ def test_lead_id_longer_than_128_characters_is_rejected():
 
     assert result.events["row"].to_list() == [0]
     assert errors_of(result) == [
-        (1, "lead_id", "must be 1-128 characters, got 129"),
-        (2, "metadata.lead_id", "must be 1-128 characters, got 129"),
+        (1, "lead_id", "must be at most 128 characters, got 129"),
+        (2, "metadata.lead_id", "must be at most 128 characters, got 129"),
     ]
 
 
@@ -452,6 +457,176 @@ def test_size_limit_follows_the_limits():
     result = validate({}, limits=ValidationLimits(max_event_bytes=50))
 
     assert errors_of(result) == [(0, "event", "larger than 50 bytes")]
+
+
+# --- only what Postgres can store: field limits, NUL --------------------------------------------------
+
+RNG = random.Random(20261128)
+
+
+def random_letters(count: int) -> str:
+    """Random, so it does not compress: a repetitive 20 KB value fits a btree entry and hides the bug."""
+    return "".join(RNG.choices(string.ascii_lowercase, k=count))
+
+
+def email_of(chars: int) -> str:
+    return random_letters(chars - len("@x.io")) + "@x.io"
+
+
+def with_columns(row: dict[str, object], **columns: str | None) -> pl.DataFrame:
+    """A raw frame of one GOOD row with CSV-style `name`/`company` columns."""
+    raw = frame(row, name=pl.String, company=pl.String)
+    return raw.with_columns(**{c: pl.Series([columns.get(c)], dtype=pl.String) for c in ("name", "company")})
+
+
+def test_email_of_20_kb_random_letters_is_rejected_at_the_top_level_and_in_metadata():
+    long = email_of(20_000)
+
+    result = validate({"email": long}, {"email": None, "metadata": f'{{"email": "{long}"}}'})
+
+    assert result.events.is_empty()
+    assert errors_of(result) == [
+        (0, "email", f"must be at most {MAX_EMAIL_CHARS} characters, got 20000"),
+        (1, "metadata.email", f"must be at most {MAX_EMAIL_CHARS} characters, got 20000"),
+    ]
+
+
+def test_email_at_its_limit_is_accepted_and_one_more_character_is_not():
+    at_limit, over = email_of(MAX_EMAIL_CHARS), email_of(MAX_EMAIL_CHARS + 1)
+
+    result = validate({"email": at_limit}, {"email": over})
+
+    assert result.events["email"].to_list() == [at_limit]
+    assert errors_of(result) == [(1, "email", f"must be at most 254 characters, got {MAX_EMAIL_CHARS + 1}")]
+
+
+@pytest.mark.parametrize(("field", "limit"), [("name", MAX_NAME_CHARS), ("company", MAX_COMPANY_CHARS)])
+def test_name_and_company_at_their_limit_are_accepted_and_longer_ones_name_their_origin(field, limit):
+    at_limit, long = random_letters(limit), random_letters(20_000)
+    raw = pl.concat(
+        [
+            with_columns({"event_id": "metadata-at-limit", "metadata": f'{{"{field}": "{at_limit}"}}'}),
+            with_columns({"event_id": "column-at-limit"}, **{field: at_limit}),
+            with_columns({"event_id": "metadata-long", "metadata": f'{{"{field}": "{long}"}}'}),
+            with_columns({"event_id": "column-long"}, **{field: long}),
+        ]
+    )
+
+    result = validate_events(raw, channel="csv", received_at=RECEIVED)
+
+    assert result.events.select("event_id", field).rows() == [
+        ("metadata-at-limit", at_limit),
+        ("column-at-limit", at_limit),
+    ]
+    assert errors_of(result) == [
+        (2, f"metadata.{field}", f"must be at most {limit} characters, got 20000"),
+        (3, field, f"must be at most {limit} characters, got 20000"),
+    ]
+
+
+def test_a_long_metadata_company_is_fine_when_a_company_column_overrides_it():
+    raw = with_columns({"metadata": f'{{"company": "{random_letters(20_000)}"}}'}, company="Initech")
+
+    assert only_event(validate_events(raw, channel="csv", received_at=RECEIVED))["company"] == "Initech"
+
+
+NUL = "\x00"
+NUL_REASON = r"must not contain the NUL character (\x00): Postgres cannot store it"
+CONTROL_REASON = r"must not contain control characters (\x00-\x1f, \x7f)"
+
+
+@pytest.mark.parametrize(
+    ("row", "columns", "field", "reason"),
+    [
+        ({"event_id": f"evt{NUL}1"}, {}, "event_id", CONTROL_REASON),
+        ({"email": f"ann{NUL}@acme.com"}, {}, "email", CONTROL_REASON),
+        ({"email": None, "lead_id": f"crm{NUL}42"}, {}, "lead_id", CONTROL_REASON),
+        ({"source": f"crm{NUL}"}, {}, "source", NUL_REASON),
+        ({}, {"name": f"Ann{NUL}Lee"}, "name", NUL_REASON),
+        ({}, {"company": f"Acme{NUL}"}, "company", NUL_REASON),
+    ],
+)
+def test_nul_in_a_stored_text_field_is_rejected_naming_the_field(row, columns, field, reason):
+    result = validate_events(with_columns(row, **columns), channel="csv", received_at=RECEIVED)
+
+    assert result.events.is_empty()
+    assert errors_of(result) == [(0, field, reason)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("event_type", f"PAGE{NUL}VIEW"), ("timestamp", f"2026-11-28T10:00:00Z{NUL}")],
+)
+def test_nul_in_a_parsed_field_is_rejected_and_shown_escaped(field, value):
+    result = validate({field: value})
+
+    assert result.events.is_empty()
+    assert fields_of(result) == [field]
+    assert result.errors["reason"][0].endswith("\\x00" + value.split(NUL)[1] + "'")
+    assert NUL not in result.errors["reason"][0]  # reasons are stored with CSV rejections
+
+
+METADATA_NUL_REASON = r"must not contain NUL (\x00, or the JSON escape \u0000): Postgres cannot store it"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        '{"note": "a\\u0000b"}',  # the escape, as json.dumps writes a NUL and as jsonb refuses it
+        '{"a\\u0000": 1}',  # in a key
+        '{"deep": {"list": ["\\\\\\u0000"]}}',  # an escaped backslash, then the escape
+        '{"note": "a' + NUL + 'b"}',  # the character itself
+    ],
+)
+def test_nul_anywhere_in_metadata_is_rejected(metadata):
+    result = validate({"metadata": metadata})
+
+    assert result.events.is_empty()
+    assert errors_of(result) == [(0, "metadata", METADATA_NUL_REASON)]
+
+
+def test_nul_in_metadata_name_names_metadata_and_the_value():
+    result = validate({"metadata": '{"name": "Ann\\u0000"}'})
+
+    assert errors_of(result) == [(0, "metadata", METADATA_NUL_REASON), (0, "metadata.name", NUL_REASON)]
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul():
+    event = only_event(validate({"metadata": '{"path": "C:\\\\u0000"}'}))
+
+    assert event["metadata"] == '{"path": "C:\\\\u0000"}'
+
+
+@pytest.mark.parametrize("metadata", ['{"a": "\\ud800"}', '{"a": "\\uDC00x"}', '{"a": "\\ud800\\u0041"}'])
+def test_lone_surrogate_escapes_in_metadata_are_named(metadata):
+    result = validate({"metadata": metadata})
+
+    assert errors_of(result) == [
+        (0, "metadata", r"must not contain a \uD800-\uDFFF escape outside a surrogate pair: it is no character")
+    ]
+
+
+def test_a_surrogate_pair_escape_is_a_character():
+    assert only_event(validate({"metadata": '{"name": "Ann \\ud83d\\ude00"}'}))["name"] == "Ann \U0001f600"
+
+
+def test_tabs_and_line_breaks_in_names_are_kept_but_not_in_identifiers():
+    result = validate_events(
+        pl.concat(
+            [
+                with_columns({"event_id": "ok", "source": "crm\tlegacy"}, name="Ann\tLee", company="Acme\nLtd"),
+                with_columns({"event_id": "bad-email", "email": "ann\x01@acme.com"}),
+                with_columns({"event_id": "bad-id", "email": None, "lead_id": "crm\x1f42"}),
+            ]
+        ),
+        channel="csv",
+        received_at=RECEIVED,
+    )
+
+    assert result.events.select("event_id", "name", "company", "source").rows() == [
+        ("ok", "Ann\tLee", "Acme\nLtd", "crm\tlegacy")
+    ]
+    assert errors_of(result) == [(1, "email", CONTROL_REASON), (2, "lead_id", CONTROL_REASON)]
 
 
 # --- several problems ----------------------------------------------------------------------------
