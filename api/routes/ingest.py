@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from api.deps import ConnDep
+from api.deps import ConnDep, OffsetQuery
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"])
 
@@ -35,7 +35,7 @@ def rejections(
     conn: ConnDep,
     file_name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> dict:
     """Newest files first, in line order within a file."""
     where = "where file_name = :file_name" if file_name is not None else ""

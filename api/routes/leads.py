@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import text
 
-from api.deps import ConnDep
+from api.deps import ConnDep, OffsetQuery
 from api.errors import field_error
 from api.schemas import LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier
 
@@ -49,7 +49,7 @@ def list_leads(
     sort_by: SortBy = SortBy.score,
     order: Order = Order.desc,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> dict:
     where, params = ["true"], {"limit": limit, "offset": offset}
     if company is not None:
@@ -105,7 +105,7 @@ def lead_history(
     lead_key: str,
     conn: ConnDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> dict:
     params = {"lead_key": lead_key, "limit": limit, "offset": offset}
     total = conn.execute(text("select count(*) from score_history where lead_key = :lead_key"), params).scalar_one()

@@ -11,7 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import SettingsDep
 from api.errors import ClientError, field_error
 from api.ingestion import check_batch_size, land_all_or_nothing, parse_json, read_body
-from leadscore_pipeline.ingest.webhook import WebhookSignatureError, segment_records, verify_webhook
+from leadscore_pipeline.ingest.webhook import (
+    WebhookConfigError,
+    WebhookSignatureError,
+    segment_records,
+    verify_webhook,
+)
 
 router = APIRouter(prefix="/api", tags=["webhook"])
 
@@ -60,7 +65,7 @@ async def post_webhook(request: Request, settings: SettingsDep) -> WebhookAccept
         )
     except WebhookSignatureError as exc:
         raise ClientError(401, [{"field": exc.header, "error": exc.reason}]) from None
-    except ValueError as exc:
+    except WebhookConfigError as exc:
         raise field_error(503, "webhook", f"webhook secret misconfigured (LEADSCORE_WEBHOOK_SECRETS): {exc}") from None
     records = segment_records(parse_json(body), webhook_id)
     check_batch_size(records, settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -18,7 +17,9 @@ SIGNATURE_HEADER = "webhook-signature"
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
 
-_UNIX_SECONDS = re.compile(r"[0-9]+", re.ASCII)
+# Unix seconds have 10 digits until the year 2286; a bound keeps int() off absurdly long digit strings.
+MAX_TIMESTAMP_DIGITS = 12
+_UNIX_SECONDS = re.compile(rf"[0-9]{{1,{MAX_TIMESTAMP_DIGITS}}}", re.ASCII)
 # Runs of whitespace and dashes in a track call's name become one underscore: "Demo Requested" -> "Demo_Requested".
 _EVENT_NAME_SEPARATORS = re.compile(r"[\s\-]+")
 
@@ -32,6 +33,10 @@ class WebhookSignatureError(Exception):
         self.reason = reason
 
 
+class WebhookConfigError(ValueError):
+    """The configured secrets are unusable: the server's problem, never the sender's."""
+
+
 def _secret_key(secret: str) -> bytes:
     """The HMAC key of a configured secret: `whsec_<base64>` is base64-decoded (the Standard Webhooks form);
     a secret without the prefix is used as its UTF-8 bytes, for senders that just share a passphrase."""
@@ -40,11 +45,13 @@ def _secret_key(secret: str) -> bytes:
     else:
         try:
             key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or characters that are not ASCII
             # Never echo the secret itself: this message may end up in a response or a log.
-            raise ValueError("a webhook secret starting with whsec_ is not valid base64 after the prefix") from None
+            raise WebhookConfigError(
+                "a webhook secret starting with whsec_ is not valid base64 after the prefix"
+            ) from None
     if not key:
-        raise ValueError("a webhook secret is empty")
+        raise WebhookConfigError("a webhook secret is empty")
     return key
 
 
@@ -75,7 +82,7 @@ def _v1_signatures(header_value: str) -> list[bytes]:
             continue  # other versions (e.g. v1a, v2) are for other schemes; Standard Webhooks says ignore them
         try:
             signatures.append(base64.b64decode(encoded, validate=True))
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or characters that are not ASCII
             continue  # a malformed entry cannot match; another entry still may
     return signatures
 
@@ -92,10 +99,10 @@ def verify_webhook(
 
     Any of `secrets` (rotation) matching any `v1,` entry of the signature header passes; the timestamp must be
     within `tolerance_seconds` of `now` in either direction. Raises WebhookSignatureError when the webhook is
-    not authentic or not fresh, and ValueError when `secrets` is empty or holds an undecodable secret (a
+    not authentic or not fresh, and WebhookConfigError when `secrets` is empty or holds an undecodable secret (a
     configuration problem, not the sender's)."""
     if not secrets:
-        raise ValueError("no webhook secret configured")
+        raise WebhookConfigError("no webhook secret configured")
     keys = [_secret_key(secret) for secret in secrets]
 
     msg_id = _required_header(headers, ID_HEADER)
@@ -103,7 +110,9 @@ def verify_webhook(
     signature_header = _required_header(headers, SIGNATURE_HEADER)
 
     if not _UNIX_SECONDS.fullmatch(timestamp):
-        raise WebhookSignatureError(TIMESTAMP_HEADER, "must be an integer number of unix seconds")
+        raise WebhookSignatureError(
+            TIMESTAMP_HEADER, f"must be an integer number of unix seconds (1 to {MAX_TIMESTAMP_DIGITS} digits)"
+        )
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > tolerance_seconds:
         raise WebhookSignatureError(TIMESTAMP_HEADER, f"timestamp outside the {tolerance_seconds} s tolerance")
