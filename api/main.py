@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.body_limits import BodyLimits
+from api.deps import database_busy, reject_unstorable_parameters
 from api.errors import install_error_handlers
 from api.routes import (
     analytics,
@@ -23,10 +26,14 @@ from api.routes import (
     stream,
     webhook,
 )
+from api.stream import ScoreStream
+from leadscore_pipeline.db.engine import database_url
+from leadscore_pipeline.settings import get_settings
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.score_stream = ScoreStream(database_url())
     yield
     for service in ("score_stream", "group_commit"):
         if getattr(app.state, service, None) is not None:
@@ -34,13 +41,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    settings = get_settings()
     app = FastAPI(
         lifespan=lifespan,
         title="LeadScore",
         description="Which leads are hot right now: events in, explained scores out.",
         version="0.1.0",
+        dependencies=[Depends(reject_unstorable_parameters)],
+    )
+    # No body is read past the largest JSON one (the routes cap their own lower), except a CSV upload's.
+    app.add_middleware(
+        BodyLimits, default=settings.max_batch_bytes, per_path={"/api/events/upload": settings.max_upload_bytes}
     )
     install_error_handlers(app)
+    app.add_exception_handler(PoolTimeout, database_busy)
     modules = (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay, exports, analytics, stream)
     for module in modules:
         app.include_router(module.router)

@@ -1,10 +1,12 @@
-"""Live score updates: one Postgres LISTEN per API process, fanned out to every connected client."""
+"""Live score updates: per API process one Postgres LISTEN and one reader, shared by every connected client."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -14,13 +16,23 @@ from leadscore_pipeline.db.urls import libpq_url
 
 log = logging.getLogger(__name__)
 
+APPLICATION_NAME = "leadscore-stream"  # shown in pg_stat_activity
 TOP = 100  # ranks are given for leads in the top 100
 QUEUE_SIZE = 10_000  # a client this far behind is dropped; it reconnects and gets a fresh snapshot
+LISTEN_TIMEOUT_SECONDS = 30
+RECONNECT_SECONDS = 2
 _LEADS = """
     select c.lead_key, c.score, c.tier, c.change_id, c.previous_score, s.name, s.company, s.email, s.last_event_at
     from current_scores c join lead_scores s using (lead_key)
 """
 _TOP = f"select lead_key from current_scores order by score desc, lead_key limit {TOP}"
+_LAST_CHANGE = "select coalesce(max(change_id), 0) as id from current_scores"
+
+
+@dataclass(frozen=True)
+class Message:
+    change_id: int
+    data: str  # JSON, serialized once for every client
 
 
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -32,72 +44,88 @@ class ScoreStream:
         self.url = libpq_url(database_url)
         self.subscribers: set[asyncio.Queue] = set()
         self.task: asyncio.Task | None = None
-        self.listening = asyncio.Event()  # set once LISTEN runs: changes after that reach subscribers
-
-    async def snapshot(self) -> dict[str, Any]:
-        """The top leads and the change id they reflect: updates after it follow on the queue."""
-        async with (
-            await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row) as conn,
-            conn.transaction(),
-        ):
-            await conn.execute("set transaction isolation level repeatable read")
-            change = await (
-                await conn.execute("select coalesce(max(change_id), 0) as id from current_scores")
-            ).fetchone()
-            leads = await (await conn.execute(f"{_LEADS} order by c.score desc, c.lead_key limit {TOP}")).fetchall()
-        ranked = [{**_json_row(lead), "rank": rank} for rank, lead in enumerate(leads, start=1)]
-        return {"change_id": change["id"], "leads": ranked}
+        self.reader: psycopg.AsyncConnection | None = None
+        self.ready = asyncio.Event()  # set while LISTEN runs: changes after that reach subscribers
+        self.reading = asyncio.Lock()  # the reader serves one query at a time
+        self.next_snapshot: asyncio.Task | None = None  # not started yet: every caller arriving now shares it
 
     async def subscribe(self) -> asyncio.Queue:
         """A queue of updates; once this returns, every later change reaches it (take the snapshot after)."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._listen())  # from the first client on, until shutdown
+        async with asyncio.timeout(LISTEN_TIMEOUT_SECONDS):
+            while not self.ready.is_set():  # set, then cleared again before we woke: wait for the next LISTEN
+                await self.ready.wait()
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
         self.subscribers.add(queue)
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._listen())
-        await asyncio.wait_for(self.listening.wait(), timeout=30)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self.subscribers.discard(queue)
 
+    async def snapshot(self) -> Message:
+        """The top leads and the change id they reflect, read after this call began, so after the caller
+        subscribed. Callers arriving before the read starts share it: 200 clients at once cost one query."""
+        if self.next_snapshot is None:
+            self.next_snapshot = asyncio.create_task(self._read_snapshot())
+        # Shielded: a client that leaves does not cancel the read the others wait for.
+        return await asyncio.shield(self.next_snapshot)
+
+    async def close(self) -> None:
+        for task in (self.task, self.next_snapshot):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _read_snapshot(self) -> Message:
+        async with self.reading:
+            self.next_snapshot = None  # the read starts now: later callers need a later one
+            if self.reader is None:
+                raise ConnectionError("the score stream has no database connection")
+            async with self.reader.transaction():
+                await self.reader.execute("set transaction isolation level repeatable read")
+                change = await (await self.reader.execute(_LAST_CHANGE)).fetchone()
+                query = f"{_LEADS} order by c.score desc, c.lead_key limit {TOP}"
+                leads = await (await self.reader.execute(query)).fetchall()
+        ranked = [{**_json_row(lead), "rank": rank} for rank, lead in enumerate(leads, start=1)]
+        return Message(change["id"], json.dumps({"change_id": change["id"], "leads": ranked}, default=str))
+
     def _drop(self, queue: asyncio.Queue) -> None:
-        """Too far behind: empty its queue and leave only the signal to reconnect (None)."""
+        """Empty its queue and leave only the signal to reconnect for a fresh snapshot (None)."""
         self.subscribers.discard(queue)
         while not queue.empty():
             queue.get_nowait()
         queue.put_nowait(None)
 
-    async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
     async def _listen(self) -> None:
-        try:
-            while self.subscribers:
-                try:
-                    await self._follow()
-                except (psycopg.Error, OSError) as exc:  # the database went away: try again shortly
-                    self.listening.clear()
-                    log.warning("score stream lost its connection: %s", exc)
-                    await asyncio.sleep(2)
-        finally:
-            self.listening.clear()
+        while True:
+            try:
+                await self._follow()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("score stream lost its connection: %s", exc)
+            # Changes made while we were away are never sent: every client starts again from a snapshot.
+            for queue in list(self.subscribers):
+                self._drop(queue)
+            await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _follow(self) -> None:
+        connect = psycopg.AsyncConnection.connect
         async with (
-            await psycopg.AsyncConnection.connect(self.url, autocommit=True) as listener,
-            await psycopg.AsyncConnection.connect(self.url, autocommit=True, row_factory=dict_row) as reader,
+            await connect(self.url, autocommit=True, application_name=APPLICATION_NAME) as listener,
+            await connect(self.url, autocommit=True, row_factory=dict_row, application_name=APPLICATION_NAME) as reader,
         ):
             await listener.execute("listen score_updates")
-            cursor = await reader.execute("select coalesce(max(change_id), 0) as id from current_scores")
-            last = (await cursor.fetchone())["id"]
-            self.listening.set()
-            async for _ in listener.notifies():
-                last = await self._publish(reader, last)
-                if not self.subscribers:
-                    return
+            last = (await (await reader.execute(_LAST_CHANGE)).fetchone())["id"]
+            self.reader = reader
+            self.ready.set()
+            try:
+                async for _ in listener.notifies():
+                    async with self.reading:
+                        last = await self._publish(reader, last)
+            finally:
+                self.ready.clear()
+                self.reader = None
 
     async def _publish(self, reader: psycopg.AsyncConnection, last: int) -> int:
         rows = await (await reader.execute(f"{_LEADS} where c.change_id > %s order by c.change_id", (last,))).fetchall()
@@ -107,7 +135,8 @@ class ScoreStream:
         for row in rows:
             if row["score"] == row["previous_score"]:
                 continue  # rewritten but unchanged: nothing to tell
-            update = {**_json_row(row), "rank": ranks.get(row["lead_key"])}
+            payload = {**_json_row(row), "rank": ranks.get(row["lead_key"])}
+            update = Message(row["change_id"], json.dumps(payload, default=str))
             for queue in list(self.subscribers):
                 try:
                     queue.put_nowait(update)

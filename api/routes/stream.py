@@ -2,52 +2,40 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
+import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+import psycopg
+from fastapi import APIRouter
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.stream import ScoreStream
-from leadscore_pipeline.db.engine import database_url
+from api.deps import ScoreStreamDep
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["stream"])
-KEEPALIVE_SECONDS = 15
+RETRY_MILLISECONDS = 2000  # how soon a browser reconnects after the stream ends
 
 
-def _event(name: str, data: dict, event_id: int | None = None) -> str:
-    head = f"event: {name}\n" + (f"id: {event_id}\n" if event_id is not None else "")
-    return head + f"data: {json.dumps(data, default=str)}\n\n"
-
-
-def score_stream(request: Request) -> ScoreStream:
-    if getattr(request.app.state, "score_stream", None) is None:
-        request.app.state.score_stream = ScoreStream(database_url())
-    return request.app.state.score_stream
-
-
-@router.get("/stream", response_class=StreamingResponse)
-async def stream(request: Request) -> StreamingResponse:
-    """Every client, new or reconnecting, gets a consistent picture: a snapshot, then the changes after it."""
-    hub = score_stream(request)
-    queue = await hub.subscribe()  # before the snapshot, so no change falls between the two
-
-    async def events() -> AsyncIterator[str]:
-        try:
-            snapshot = await hub.snapshot()
-            yield "retry: 2000\n\n" + _event("snapshot", snapshot, snapshot["change_id"])
-            while not await request.is_disconnected():
-                try:
-                    update = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keepalive\n\n"
-                    continue
-                if update is None:  # fell too far behind: the client reconnects for a fresh snapshot
-                    return
-                if update["change_id"] > snapshot["change_id"]:
-                    yield _event("score-update", update, update["change_id"])
-        finally:
-            hub.unsubscribe(queue)
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+@router.get("/stream", response_class=EventSourceResponse)
+async def stream(hub: ScoreStreamDep) -> AsyncIterator[ServerSentEvent]:
+    """Every client, new or reconnecting, gets a consistent picture: a snapshot, then the changes after it.
+    FastAPI sends a keepalive comment after 15 s without an event."""
+    try:
+        queue = await hub.subscribe()  # before the snapshot, so no change falls between the two
+    except TimeoutError:
+        log.warning("score stream: no LISTEN connection yet; the client will reconnect")
+        return
+    try:
+        snapshot = await hub.snapshot()
+        yield ServerSentEvent(
+            raw_data=snapshot.data, event="snapshot", id=str(snapshot.change_id), retry=RETRY_MILLISECONDS
+        )
+        # None: too far behind, or the hub lost the database; the client reconnects for a fresh snapshot.
+        while (update := await queue.get()) is not None:
+            if update.change_id > snapshot.change_id:
+                yield ServerSentEvent(raw_data=update.data, event="score-update", id=str(update.change_id))
+    except (psycopg.Error, OSError) as exc:
+        log.warning("score stream: snapshot failed (%s); the client will reconnect", exc)
+    finally:
+        hub.unsubscribe(queue)

@@ -23,7 +23,15 @@ def database_url() -> str:
 
 @lru_cache(maxsize=4)
 def engine_for(url: str) -> Engine:
-    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
+    """One bounded pool per process: past pool_size + max_overflow, a caller waits pool_timeout, then TimeoutError."""
+    settings = get_settings()
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
 
 
 def get_engine() -> Engine:
