@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     home: Path = Path(".leadscore")
     # Unset: `leadscore up` starts an embedded PostgreSQL under `home` and exports its URL here.
     database_url: str | None = None
+    # Per process: at most size + overflow pooled connections; a request waits this long for one, then gets a 503.
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(5, ge=0)
+    db_pool_timeout_seconds: float = Field(5.0, gt=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -45,6 +49,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     max_batch_events: int = 2000
+    # A CSV upload (multipart), counted while it streams in: the request stops with a 413 once past it.
+    max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)
     max_future_seconds: int = 3600
 
     @model_validator(mode="after")
