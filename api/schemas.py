@@ -7,21 +7,34 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from leadscore_pipeline.ingest.validate import (
+    MAX_COMPANY_CHARS,
+    MAX_EMAIL_CHARS,
+    MAX_EVENT_TYPE_CHARS,
+    MAX_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_SOURCE_CHARS,
+)
+
 Tier = Literal["cold", "warm", "hot", "qualified"]
 
 
 class EventIn(BaseModel):
     """One event as a client sends it (documentation only: the body is validated field by field)."""
 
-    event_id: str | None = Field(None, description="1-128 chars; derived from the content when absent")
-    event_type: str = Field(..., examples=["PAGE_VIEW"])
+    event_id: str | None = Field(
+        None, max_length=MAX_ID_CHARS, description="no control characters; derived from the content when absent"
+    )
+    event_type: str = Field(..., max_length=MAX_EVENT_TYPE_CHARS, examples=["PAGE_VIEW"])
     timestamp: str | None = Field(None, description="ISO-8601; no offset means UTC; absent: receive time")
-    email: str | None = None
-    lead_id: str | None = Field(None, description="the sender's own id for the lead")
-    source: str | None = None
-    name: str | None = None
-    company: str | None = None
-    metadata: dict[str, Any] | None = None
+    email: str | None = Field(None, max_length=MAX_EMAIL_CHARS)
+    lead_id: str | None = Field(None, max_length=MAX_ID_CHARS, description="the sender's own id for the lead")
+    source: str | None = Field(None, max_length=MAX_SOURCE_CHARS)
+    name: str | None = Field(None, max_length=MAX_NAME_CHARS)
+    company: str | None = Field(None, max_length=MAX_COMPANY_CHARS)
+    metadata: dict[str, Any] | None = Field(
+        None, description="metadata.name/company/email count against the name/company/email limits; no NUL"
+    )
 
 
 class EventAccepted(BaseModel):
@@ -90,6 +103,15 @@ class LeadHistory(BaseModel):
     history: list[HistoryRow]
 
 
+class QuarantinedDelivery(BaseModel):
+    seq: int
+    event_id: str
+    lead_key: str = Field(description="cut short to 200 characters")
+    step: str = Field(description="the pipeline step that failed on it: dedup or score")
+    reason: str = Field(description="the database's error, cut short to 1,000 characters")
+    quarantined_at: datetime
+
+
 class PipelineStatus(BaseModel):
     landed_through: int
     deduped_through: int
@@ -100,3 +122,5 @@ class PipelineStatus(BaseModel):
     last_microbatch_at: datetime | None
     last_replay_at: datetime | None
     last_decay_at: datetime | None
+    quarantined: int = Field(description="deliveries set aside because a pipeline step failed on their data")
+    quarantined_latest: list[QuarantinedDelivery] = Field(description="the latest few, newest first")

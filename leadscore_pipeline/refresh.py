@@ -2,7 +2,8 @@
 
 Each step is one transaction, idempotent, and scoped either to what landed since the last micro-batch
 (`Scope.incremental`) or to whole lead buckets (a replay). Writers take the advisory locks of
-`db.locks`, so a micro-batch and a replay never write the same leads at once.
+`db.locks`, so a micro-batch and a replay never write the same leads at once. A micro-batch's dedup or
+scoring that fails on a delivery's data sets that delivery aside (`quarantine`) and does the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 import polars as pl
 import psycopg
 
-from leadscore_pipeline import clock
+from leadscore_pipeline import clock, quarantine
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.locks import ALL_BUCKETS, DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
 from leadscore_pipeline.ingest.land import landed_through
@@ -80,10 +81,32 @@ class StepResult:
     details: dict[str, int]
     checks: dict[str, int]  # invariant violations counted on what the step wrote (0 = passed)
 
+    @staticmethod
+    def combined(results: list[StepResult], quarantined: list[int]) -> StepResult:
+        """One result for a step that ran in several parts (split around deliveries it set aside)."""
+
+        def total(parts: list[dict[str, int]]) -> dict[str, int]:
+            return {key: sum(part.get(key, 0) for part in parts) for part in parts for key in part}
+
+        return StepResult(
+            sum(r.rows for r in results),
+            results[-1].through_seq,
+            {**total([r.details for r in results]), "quarantined": len(quarantined)},
+            total([r.checks for r in results]),
+        )
+
 
 def state_of(conn: psycopg.Connection) -> dict[str, int]:
     cursor = conn.execute("select deduped_through, scored_through, served_through, rules_version from pipeline_state")
     return dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
+
+
+def microbatched_through(conn: psycopg.Connection) -> int:
+    """The landing seq through which every micro-batch step is done: past it, a micro-batch has work left."""
+    return conn.execute(
+        """select least(deduped_through, counted_through, scored_through, served_through, stats_through)
+           from pipeline_state"""
+    ).fetchone()[0]
 
 
 # --- step 1: raw deliveries -> clean events -------------------------------------------------------
@@ -100,6 +123,16 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
     # The sensor took the fence for its range already: everything through its end was committed then.
     through = scope.through_seq if scope.through_seq is not None else landed_through(conn)
     with conn.transaction():
+        lock(conn, [DEDUP_LOCK])  # the range stays put while it is split around a delivery that fails
+        start = state_of(conn)["deduped_through"]
+        results, quarantined = quarantine.run_setting_aside(
+            conn, "dedup", lambda upto: _dedup_range(conn, upto), start, through, lambda seq: _withdraw(conn, seq)
+        )
+    return StepResult.combined(results, quarantined)
+
+
+def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
+    with conn.transaction():
         lock(conn, [DEDUP_LOCK])
         start = state_of(conn)["deduped_through"]
         if through <= start:
@@ -109,7 +142,8 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
         window = {"start": start, "through": through}
         batch = read_frame(
             conn,
-            f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq > {{start}} and r.seq <= {{through}}",
+            f"""select {_DELIVERY_COLUMNS} from raw_deliveries r
+                where r.seq > {{start}} and r.seq <= {{through}} and {quarantine.NOT_QUARANTINED}""",
             DELIVERY_SCHEMA,
             window,
         )
@@ -141,6 +175,7 @@ def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
                                              conflicts = c.conflicts + t.conflicts
                    from repeated_tallies t where t.event_id = c.event_id"""
             )
+            conn.execute("drop table repeated_tallies")  # a step split in parts makes it again
         conn.execute("update pipeline_state set deduped_through = %s", (through,))
     return StepResult(
         new_events.height,
@@ -184,7 +219,7 @@ def _rebuilt_clean_rows(
     # The first delivery of an event may belong to another bucket, so dedup sees every delivery.
     deliveries = read_frame(
         conn,
-        f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq <= {{through}}",
+        f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq <= {{through}} and {quarantine.NOT_QUARANTINED}",
         DELIVERY_SCHEMA,
         {"through": through},
     ).lazy()
@@ -236,11 +271,83 @@ def _clean_rows(firsts: pl.DataFrame, tallies: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _withdraw(conn: psycopg.Connection, seq: int) -> None:
+    """Take a set-aside delivery's event back out of clean_events and the day counts. The event's next
+    delivery that was deduplicated already, if any, becomes the event instead, as in a replay without it."""
+    lock_buckets(conn, ALL_BUCKETS)  # the event and its next delivery may be of any lead
+    withdrawn = conn.execute(
+        "delete from clean_events where seq = %s returning event_id, lead_bucket, event_time, event_type", (seq,)
+    ).fetchone()
+    if withdrawn is None:
+        return
+    deduped, counted = conn.execute("select deduped_through, counted_through from pipeline_state").fetchone()
+    event_id, *counted_as = withdrawn
+    if seq <= counted:
+        _count_event(conn, *counted_as, change=-1)
+    successor = _promote_next_delivery(conn, event_id, deduped)
+    if successor is not None and successor["seq"] <= counted:
+        _count_event(conn, successor["lead_bucket"], successor["event_time"], successor["event_type"], change=1)
+
+
+def _promote_next_delivery(conn: psycopg.Connection, event_id: str, through: int) -> dict | None:
+    """Make the first delivery of `event_id` through `through` not set aside its clean event; one that
+    cannot be (it fails on data too) is set aside in turn."""
+    while True:
+        deliveries = read_frame(
+            conn,
+            f"""select {_DELIVERY_COLUMNS} from raw_deliveries r
+                where r.event_id = {{event_id}} and r.seq <= {{through}} and {quarantine.NOT_QUARANTINED}""",
+            DELIVERY_SCHEMA,
+            {"event_id": event_id, "through": through},
+        ).lazy()
+        firsts = first_deliveries(deliveries)
+        event = _clean_rows(firsts.collect(), delivery_tallies(deliveries, firsts).collect())
+        if event.is_empty():
+            return None
+        try:
+            with conn.transaction():
+                copy_frame(conn, "clean_events", event)
+            return event.row(0, named=True)
+        except psycopg.Error as error:
+            if not quarantine.is_data_error(error):
+                raise
+            quarantine.record(conn, event["seq"][0], "dedup", error)
+
+
+def _count_event(conn: psycopg.Connection, bucket: int, event_time: datetime, event_type: str, *, change: int) -> None:
+    """Correct the day counts (the count step's table) for one event made or unmade after it was counted."""
+    conn.execute(
+        """insert into daily_event_counts (lead_bucket, day, event_type, events)
+           values (%s, (%s::timestamptz at time zone 'UTC')::date, %s, %s)
+           on conflict (lead_bucket, day, md5(event_type))
+           do update set events = daily_event_counts.events + excluded.events""",
+        (bucket, event_time, event_type, change),
+    )
+    conn.execute("delete from daily_event_counts where lead_bucket = %s and events = 0", (bucket,))
+
+
 # --- step 2: clean events -> lead scores and score history ----------------------------------------
 
 
 def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams) -> StepResult:
     """Rescore leads from their full clean history: the touched ones (micro-batch) or whole buckets."""
+    if not scope.incremental:
+        return _score(conn, scope, params)
+    with conn.transaction():
+        lock(conn, [SCORE_LOCK])  # the range stays put while it is split around a delivery that fails
+        state = state_of(conn)
+        results, quarantined = quarantine.run_setting_aside(
+            conn,
+            "score",
+            lambda upto: _score(conn, scope, params, upto),
+            state["scored_through"],
+            state["deduped_through"],
+            lambda seq: _withdraw(conn, seq),
+        )
+    return StepResult.combined(results, quarantined)
+
+
+def _score(conn: psycopg.Connection, scope: Scope, params: ScoringParams, upto: int | None = None) -> StepResult:
     with conn.transaction():
         if scope.incremental:
             lock(conn, [SCORE_LOCK])  # touched buckets are locked once known, below
@@ -249,16 +356,25 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
         state = state_of(conn)
         start, through = state["scored_through"], state["deduped_through"]
         if scope.incremental:
+            through = min(through, upto) if upto is not None else through
             if through <= start:
                 return StepResult(0, start, {"events": 0}, {"out_of_bounds": 0, "sum_mismatch": 0})
             touched = f"seq > {start} and seq <= {through}"
-            buckets = conn.execute(f"select distinct lead_bucket from clean_events where {touched}").fetchall()
-            lock_buckets(conn, (b for (b,) in buckets))
+            if through < state["deduped_through"]:
+                # A part of a range split around a bad delivery: every bucket, so parts never lock out of order.
+                lock_buckets(conn, ALL_BUCKETS)
+            else:
+                buckets = conn.execute(f"select distinct lead_bucket from clean_events where {touched}").fetchall()
+                lock_buckets(conn, (b for (b,) in buckets))
             where = f"lead_key in (select lead_key from clean_events where {touched})"
+            # Leads as of the range's end: a part before a bad delivery is scored without it.
+            events_where = f"{where} and seq <= {through}"
         else:
-            where = f"lead_bucket in {buckets_sql(scope.buckets)}"
+            where = events_where = f"lead_bucket in {buckets_sql(scope.buckets)}"
 
-        events = read_frame(conn, f"select {', '.join(CLEAN_SCHEMA)} from clean_events where {where}", CLEAN_SCHEMA)
+        events = read_frame(
+            conn, f"select {', '.join(CLEAN_SCHEMA)} from clean_events where {events_where}", CLEAN_SCHEMA
+        )
         rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
         scored = score_leads(events.lazy(), rules.lazy(), params)
         event_count = events.height

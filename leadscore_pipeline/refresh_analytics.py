@@ -1,5 +1,8 @@
 """Analytics steps against Postgres: events per day (from clean events) and per-lead type stats (from the
-score history), incremental for micro-batches and per bucket for replays, with the same locks as refresh."""
+score history), incremental for micro-batches and per bucket for replays, with the same locks as refresh.
+
+Neither can fail on an event's data (their keys cannot overflow an index, migration 0004), so unlike dedup
+and scoring they never need to set a delivery aside after other steps have used it."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def count_daily_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
             copy_frame(conn, "new_counts", counts)
             conn.execute(
                 """insert into daily_event_counts select * from new_counts
-                   on conflict (lead_bucket, day, event_type)
+                   on conflict (lead_bucket, day, md5(event_type))
                    do update set events = daily_event_counts.events + excluded.events"""
             )
             conn.execute("update pipeline_state set counted_through = %s", (through,))

@@ -1,13 +1,22 @@
-"""Sensors: score new deliveries, rescore everything after a rules change, land dropped CSV files."""
+"""Sensors: score new deliveries, rescore everything after a rules change, land dropped CSV files.
+
+The scoring sensors ask the database what is left to do. Work whose run failed for good (Dagster's own run
+retries used up) is requested again under a new run key after a backoff, so it gets done without a hand even
+when nothing new lands.
+"""
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 
+from leadscore_pipeline import clock
 from leadscore_pipeline.dropzone import complete_files
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.jobs import land_dropped_files, score_deliveries
 from leadscore_pipeline.partitions import MICROBATCH, MODE_TAG, THROUGH_SEQ_TAG, all_buckets_tags
+from leadscore_pipeline.refresh import microbatched_through
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.settings import get_settings
 
@@ -18,11 +27,69 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
 ]
 TRIGGER_TAG = "leadscore/trigger"
+# Dagster tags a failed run "true" when its run retries will run it again (as a new run, with the same tags).
+WILL_RETRY_TAG = "dagster/will_retry"
+ENDED_BADLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+RETRY_AFTER_SECONDS, RETRY_AFTER_MAX_SECONDS = 10, 300
+RECENT_RUNS = 30  # of one piece of work: enough failures to reach the longest backoff
 
 
-def microbatch_request(first_seq: int, last_seq: int) -> dg.RunRequest:
+@dataclass(frozen=True)
+class Failure:
+    """The newest run of a piece of work that failed for good, and how many did since it last succeeded."""
+
+    run_id: str
+    ended_at: float  # unix seconds
+    count: int
+
+    def wait_seconds(self, now: float) -> float:
+        """Until the work may be requested again: 10 s after a first failure, doubling, at most 5 minutes."""
+        backoff = min(RETRY_AFTER_SECONDS * 2 ** (self.count - 1), RETRY_AFTER_MAX_SECONDS)
+        return max(0.0, self.ended_at + backoff - now)
+
+    def run_key_suffix(self) -> str:
+        return f"-retry-{self.run_id[:8]}"  # a new key per failure: Dagster runs a key only once
+
+
+def failure_since_success(records: Sequence[dg.RunRecord]) -> Failure | None:
+    """From run records, newest first: the runs that failed for good since the last success. A failed run that
+    Dagster's run retries will run again, or did (its retry is a run of its own), does not count."""
+    failed = []
+    for record in records:
+        run = record.dagster_run
+        if run.status == dg.DagsterRunStatus.SUCCESS:
+            break
+        if run.status in ENDED_BADLY and run.tags.get(WILL_RETRY_TAG) != "true":
+            failed.append(record)
+    if not failed:
+        return None
+    newest = failed[0]
+    ended_at = newest.end_time or newest.update_timestamp.timestamp()
+    return Failure(newest.dagster_run.run_id, ended_at, len(failed))
+
+
+def runs_of(instance: dg.DagsterInstance, tags: Mapping[str, str]) -> tuple[int, Failure | None]:
+    """Runs of the work with these tags in flight (waiting for a Dagster retry counts), and its failure."""
+    records = instance.get_run_records(dg.RunsFilter(tags=tags), limit=RECENT_RUNS)
+    in_flight = sum(
+        r.dagster_run.status in IN_FLIGHT or r.dagster_run.is_complete_and_waiting_to_retry for r in records
+    )
+    return in_flight, failure_since_success(records)
+
+
+def retry_wait_reason(what: str, failure: Failure | None) -> str | None:
+    """Why not to request the work yet: it failed for good, and its backoff is not over."""
+    if failure is None:
+        return None
+    wait = failure.wait_seconds(clock.utc_now().timestamp())
+    if wait <= 0:
+        return None
+    return f"{what} failed {failure.count} time(s), last in run {failure.run_id}; requested again in {wait:.0f} s"
+
+
+def microbatch_request(first_seq: int, last_seq: int, failure: Failure | None = None) -> dg.RunRequest:
     return dg.RunRequest(
-        run_key=f"deliveries-{first_seq}-{last_seq}",
+        run_key=f"deliveries-{first_seq}-{last_seq}" + (failure.run_key_suffix() if failure else ""),
         tags={**all_buckets_tags(), MODE_TAG: MICROBATCH, THROUGH_SEQ_TAG: str(last_seq)},
     )
 
@@ -34,19 +101,21 @@ def microbatch_request(first_seq: int, last_seq: int) -> dg.RunRequest:
     description="Scores newly landed deliveries: one micro-batch run per range of landing sequence numbers.",
 )
 def new_deliveries_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
-    requested_through = int(context.cursor or 0)
     with postgres.connect() as conn:
         landed = landed_through(conn, patience=1.0)
+        done = microbatched_through(conn)
     if landed is None:
         return dg.SkipReason("a landing (a large upload?) is still committing; the next tick looks again")
-    if landed <= requested_through:
-        return dg.SkipReason(f"nothing new: landed through {landed}, requested through {requested_through}")
-    running = context.instance.get_runs_count(dg.RunsFilter(tags={MODE_TAG: MICROBATCH}, statuses=IN_FLIGHT))
+    if landed <= done:
+        return dg.SkipReason(f"nothing to do: every micro-batch step is done through {done}, all that landed")
+    running, failure = runs_of(context.instance, {MODE_TAG: MICROBATCH})
     if running:
         # The next run takes everything landed meanwhile: batches grow with load instead of runs piling up.
         return dg.SkipReason(f"{running} micro-batch run(s) in flight; deliveries through {landed} wait")
-    context.update_cursor(str(landed))
-    return microbatch_request(requested_through + 1, landed)
+    if reason := retry_wait_reason("the micro-batch", failure):
+        return dg.SkipReason(reason)
+    context.update_cursor(str(landed))  # how far runs were requested, for the UI
+    return microbatch_request(done + 1, landed, failure)
 
 
 @dg.sensor(
@@ -62,9 +131,15 @@ def rules_change_sensor(context: dg.SensorEvaluationContext, postgres: PostgresR
         ).fetchone()
     if scored_version >= rules_version:
         return dg.SkipReason(f"scores reflect rules version {rules_version}")
+    trigger = f"rules-v{rules_version}"
+    running, failure = runs_of(context.instance, {TRIGGER_TAG: trigger})
+    if running:
+        return dg.SkipReason(f"the rescore for rules version {rules_version} is in flight")
+    if reason := retry_wait_reason(f"the rescore for rules version {rules_version}", failure):
+        return dg.SkipReason(reason)
     return dg.RunRequest(
-        run_key=f"rules-v{rules_version}",
-        tags={**all_buckets_tags(), TRIGGER_TAG: f"rules-v{rules_version}"},
+        run_key=trigger + (failure.run_key_suffix() if failure else ""),
+        tags={**all_buckets_tags(), TRIGGER_TAG: trigger},
     )
 
 

@@ -22,7 +22,7 @@ from tests.frozen import NOW
 
 DERIVED_AND_RAW = (
     "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files,"
-    " daily_event_counts, lead_event_stats"
+    " daily_event_counts, lead_event_stats, quarantined_deliveries"
 )
 
 

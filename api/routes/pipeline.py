@@ -1,4 +1,5 @@
-"""Pipeline status: how far landing, dedup and scoring have got, and which rules the scores reflect."""
+"""Pipeline status: how far landing, dedup and scoring have got, which rules the scores reflect, and which
+deliveries were set aside because a step failed on them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from api.deps import ConnDep
 from api.schemas import PipelineStatus
 
 router = APIRouter(prefix="/api/pipeline", tags=["pipeline"])
+QUARANTINED_SHOWN = 5
 
 
 @router.get("/status", response_model=PipelineStatus)
@@ -25,7 +27,8 @@ def pipeline_status(conn: ConnDep) -> dict:
                 (select min(rules_version) from bucket_state) as scored_rules_version,
                 s.last_microbatch_at,
                 s.last_replay_at,
-                s.last_decay_at
+                s.last_decay_at,
+                (select count(*) from quarantined_deliveries) as quarantined
             from pipeline_state s
             """
             )
@@ -33,4 +36,11 @@ def pipeline_status(conn: ConnDep) -> dict:
         .mappings()
         .one()
     )
-    return {**row, "lag": row["landed_through"] - row["scored_through"]}
+    latest = conn.execute(
+        text(
+            """select seq, event_id, lead_key, step, reason, quarantined_at from quarantined_deliveries
+               order by quarantined_at desc, seq desc limit :shown"""
+        ),
+        {"shown": QUARANTINED_SHOWN},
+    ).mappings()
+    return {**row, "lag": row["landed_through"] - row["scored_through"], "quarantined_latest": list(latest)}

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from api.deps import ConnDep
@@ -14,7 +14,7 @@ from api.errors import field_error
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
-DeliveryStatus = Literal["event", "duplicate", "conflict"]
+DeliveryStatus = Literal["event", "duplicate", "conflict", "quarantined"]
 
 
 class Delivery(BaseModel):
@@ -23,6 +23,7 @@ class Delivery(BaseModel):
     received_at: datetime
     lead_key: str
     status: DeliveryStatus
+    reason: str | None = Field(None, description="why a quarantined delivery was set aside")
 
 
 class Rejection(BaseModel):
@@ -34,9 +35,10 @@ class Rejection(BaseModel):
 
 class Receipt(BaseModel):
     event_id: str
-    status: Literal["landed", "scored", "duplicate", "conflict", "rejected"]
-    event_status: Literal["landed", "scored", "rejected"]
+    status: Literal["landed", "scored", "duplicate", "conflict", "quarantined", "rejected"]
+    event_status: Literal["landed", "scored", "quarantined", "rejected"]
     lead_key: str | None
+    reason: str | None = Field(None, description="why the latest delivery was set aside, when it was")
     deliveries: list[Delivery]
     rejections: list[Rejection]
 
@@ -46,12 +48,18 @@ _CONTENT = ("event_type", "event_time", "lead_key", "email", "external_id", "nam
 
 @router.get("/{event_id}", response_model=Receipt)
 def receipt(event_id: str, conn: ConnDep) -> dict:
-    """`status` is that of the latest delivery: the event itself (landed, then scored), or a later
-    `duplicate` (same content) or `conflict` (other content) that was ignored."""
-    columns = ", ".join(_CONTENT)
+    """`status` is that of the latest delivery: the event itself (landed, then scored), a later `duplicate`
+    (same content) or `conflict` (other content) that was ignored, or one `quarantined`: set aside because a
+    pipeline step failed on it (the next delivery, if any, is the event)."""
+    columns = ", ".join(f"r.{column}" for column in _CONTENT)
     deliveries = (
         conn.execute(
-            text(f"select seq, channel, received_at, {columns} from raw_deliveries where event_id = :id order by seq"),
+            text(
+                f"""select r.seq, r.channel, r.received_at, {columns}, q.lead_key as quarantined_lead_key,
+                           'set aside at the ' || q.step || ' step: ' || q.reason as reason
+                    from raw_deliveries r left join quarantined_deliveries q on q.seq = r.seq
+                    where r.event_id = :id order by r.seq"""
+            ),
             {"id": event_id},
         )
         .mappings()
@@ -71,23 +79,28 @@ def receipt(event_id: str, conn: ConnDep) -> dict:
         return {"event_id": event_id, "status": "rejected", "event_status": "rejected", "lead_key": None,
                 "deliveries": [], "rejections": rejections}  # fmt: skip
 
-    first = deliveries[0]
+    first = next((d for d in deliveries if d["reason"] is None), None)
     served = conn.execute(
         text("select c.seq <= s.served_through from clean_events c, pipeline_state s where c.event_id = :id"),
         {"id": event_id},
     ).scalar()
-    event_status = "scored" if served else "landed"
+    event_status = "quarantined" if first is None else "scored" if served else "landed"
     rows = []
-    for index, delivery in enumerate(deliveries):
+    for delivery in deliveries:
+        if delivery["reason"] is not None:
+            # The stored key is cut short: the whole one may be what a step failed on.
+            rows.append({**delivery, "lead_key": delivery["quarantined_lead_key"], "status": "quarantined"})
+            continue
         same = all(delivery[c] == first[c] for c in _CONTENT)
-        status = "event" if index == 0 else "duplicate" if same else "conflict"
+        status = "event" if delivery is first else "duplicate" if same else "conflict"
         rows.append({**delivery, "status": status})
-    latest = rows[-1]["status"]
+    latest = rows[-1]
     return {
         "event_id": event_id,
-        "status": event_status if latest == "event" else latest,
+        "status": event_status if latest["status"] == "event" else latest["status"],
         "event_status": event_status,
-        "lead_key": first["lead_key"],
+        "lead_key": (first or latest)["lead_key"],
+        "reason": latest["reason"],
         "deliveries": rows,
         "rejections": rejections,
     }

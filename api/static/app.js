@@ -292,6 +292,7 @@ async function loadStatus() {
     `scores reflect rules v${status.scored_rules_version} (current v${status.rules_version})`,
     status.last_microbatch_at ? `last micro-batch ${utcDateTime(status.last_microbatch_at)} UTC` : "no micro-batch yet",
   ].join("\n");
+  showQuarantine(status);
   // Progress that changed no score (duplicates, rejections) still changes the numbers.
   if (seenScoredThrough !== null && status.scored_through !== seenScoredThrough) refreshSoon();
   seenScoredThrough = status.scored_through;
@@ -299,6 +300,16 @@ async function loadStatus() {
   if (shownRulesVersion !== null && status.rules_version !== shownRulesVersion && !$("#rules tbody tr.dirty")) {
     loadRules();
   }
+}
+
+function showQuarantine(status) {
+  $("#quarantine").hidden = status.quarantined === 0;
+  $("#quarantine summary").textContent = `${integer.format(status.quarantined)} quarantined`;
+  $("#quarantine-list").replaceChildren(
+    ...status.quarantined_latest.map((row) =>
+      h("li", {}, h("b", {}, `#${row.seq} ${row.event_id}`), ` ${row.step}: ${row.reason}`),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------- charts

@@ -15,6 +15,14 @@ def check_result(asset: str, name: str, violations: int, what: str) -> dg.AssetC
     )
 
 
+def log_quarantined(context: dg.AssetExecutionContext, result: refresh.StepResult) -> None:
+    if result.details.get("quarantined"):
+        context.log.warning(
+            f"set aside {result.details['quarantined']} delivery(ies) this step failed on: see quarantined_deliveries"
+            " or GET /api/pipeline/status"
+        )
+
+
 def step_metadata(result: refresh.StepResult, scope: refresh.Scope) -> dict[str, object]:
     return {
         "rows": result.rows,

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from leadscore_pipeline import refresh
-from leadscore_pipeline.assets.results import check_result, step_metadata
+from leadscore_pipeline.assets.results import check_result, log_quarantined, step_metadata
 from leadscore_pipeline.partitions import BY_BUCKET, scope_of
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.settings import get_settings
@@ -21,6 +21,7 @@ def clean_events(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     scope = scope_of(context)
     with postgres.connect() as conn:
         result = refresh.dedup_deliveries(conn, scope)
+    log_quarantined(context, result)
     return dg.MaterializeResult(
         metadata=step_metadata(result, scope),
         check_results=[
@@ -60,6 +61,7 @@ def lead_scores(context: dg.AssetExecutionContext, postgres: PostgresResource):
     scope = scope_of(context)
     with postgres.connect() as conn:
         result = refresh.score_buckets(conn, scope, get_settings().scoring)
+    log_quarantined(context, result)
     metadata = step_metadata(result, scope)
     yield dg.MaterializeResult(asset_key="lead_scores", metadata=metadata)
     yield dg.MaterializeResult(asset_key="score_history", metadata=metadata)

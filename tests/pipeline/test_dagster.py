@@ -62,10 +62,12 @@ def test_sensor_requests_each_new_range_once(db, conn, instance):
     assert first.run_requests[0].tags[MODE_TAG] == MICROBATCH
     assert first.cursor == "2"
 
+    job = defs.resolve_job_def("score_deliveries")
+    assert job.execute_in_process(instance=instance, tags=first.run_requests[0].tags).success
     idle = new_deliveries_sensor.evaluate_tick(
         dg.build_sensor_context(cursor="2", instance=instance, resources=resources)
     )
-    assert idle.run_requests == [] and idle.skip_message.startswith("nothing new")
+    assert idle.run_requests == [] and idle.skip_message.startswith("nothing to do")
 
     land(conn, event("e3", "PAGE_VIEW", "2026-11-01T12:00:00Z"))
     nxt = new_deliveries_sensor.evaluate_tick(
