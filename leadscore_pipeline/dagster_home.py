@@ -16,6 +16,19 @@ storage:
 run_coordinator:
   module: dagster._core.run_coordinator.default_run_coordinator
   class: DefaultRunCoordinator
+# The default launcher, able to tell run monitoring when a run's worker died with its code server.
+run_launcher:
+  module: leadscore_pipeline.run_launcher
+  class: WorkerCheckingRunLauncher
+# A run orphaned by a daemon (or webserver, or run worker) crash is failed within about a poll interval,
+# then retried like any failed run; without this it stays STARTED forever and blocks the micro-batch sensor.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 10
+  start_timeout_seconds: 90
+  cancel_timeout_seconds: 60
+  # Resuming needs a launcher that can start a new worker for the same run; ours fails the run instead.
+  max_resume_run_attempts: 0
 run_retries:
   enabled: true
   max_retries: 2

@@ -1,13 +1,13 @@
-"""`leadscore up`: Postgres (embedded or configured), migrations, then the API and Dagster as children."""
+"""`leadscore up`: Postgres (embedded or configured), migrations, then the API and Dagster as supervised children."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,18 @@ from leadscore_pipeline.dagster_home import write_dagster_yaml
 from leadscore_pipeline.db.embedded import ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
+from leadscore_pipeline.db.watch import DatabaseWatch
 from leadscore_pipeline.ingest.csv_batches import land_csv_file
 from leadscore_pipeline.rules import note_scoring_settings
 from leadscore_pipeline.settings import Settings
+from leadscore_pipeline.supervisor import (
+    ChildKeptDying,
+    ChildSpec,
+    HomeInUse,
+    Supervisor,
+    claim_home,
+    stop_previous_children,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO_ROOT / "workspace.yaml"
@@ -66,94 +75,108 @@ def child_environment(settings: Settings, database_url: str, token: str) -> dict
     }
 
 
-def start_children(settings: Settings, env: dict[str, str]) -> dict[str, subprocess.Popen]:
-    logs = settings.home.resolve() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    commands = {
-        "api": [
+def child_specs(settings: Settings) -> list[ChildSpec]:
+    return [
+        ChildSpec("api", [
             str(BIN / "uvicorn"), "api.main:app",
             "--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log",
-        ],
-        "dagster-webserver": [
+        ]),
+        ChildSpec("dagster-webserver", [
             str(BIN / "dagster-webserver"), "-w", str(WORKSPACE),
             "-h", settings.api_host, "-p", str(settings.dagster_port),
-        ],
-        "dagster-daemon": [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
-    }  # fmt: skip
-    children = {}
-    for name, command in commands.items():
-        log = (logs / f"{name}.log").open("ab")
-        children[name] = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    return children
+        ]),
+        ChildSpec("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)]),
+    ]  # fmt: skip
 
 
-def wait_until_ready(url: str, children: dict[str, subprocess.Popen], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, child in children.items():
-            if child.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with code {child.returncode}; see its log under $LEADSCORE_HOME/logs"
-                )
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} was not ready within {timeout:.0f} s")
+class StackFailed(RuntimeError):
+    pass
 
 
-def stop_children(children: dict[str, subprocess.Popen]) -> None:
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+class StopRequest:
+    """Set by SIGTERM or Ctrl-C, which then stop everything cleanly instead of killing `leadscore up` alone."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self, _signum, _frame) -> None:
+        self.requested = True
+
+
+def supervise(
+    supervisor: Supervisor,
+    watch: DatabaseWatch,
+    stop: StopRequest,
+    done: Callable[[], bool] = lambda: False,
+    timeout: float | None = None,
+    what: str = "",
+) -> None:
+    """Keep the children and the database alive until `done()` or a stop request; StackFailed past `timeout` s."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not stop.requested:
+        supervisor.check()
+        watch.check()
+        if done():
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise StackFailed(f"{what} was not ready within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def run_stack(settings: Settings) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    print(f"LeadScore home: {settings.home.resolve()}", flush=True)
+    stop = StopRequest()
+    signal.signal(signal.SIGTERM, stop.set)  # from the start: a stop while starting up still leaves nothing behind
+    signal.signal(signal.SIGINT, stop.set)
+    home = settings.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"LeadScore home: {home}", flush=True)
+    try:
+        claimed = claim_home(home)
+    except HomeInUse as exc:
+        sys.exit(str(exc))
+    stop_previous_children(home, say=_say)
     database = prepare_database(settings)
     token = admin_token(settings)
     write_dagster_yaml(settings.dagster_home, database.url)
     settings.dropzone.mkdir(parents=True, exist_ok=True)
     env = child_environment(settings, database.url, token)
-
-    stopping = False
-
-    def _stop(signum, _frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    children = start_children(settings, env)
+    supervisor = Supervisor(child_specs(settings), env=env, cwd=REPO_ROOT, home=home, say=_say)
+    watch = DatabaseWatch(database.url, database.embedded_dir, say=_say)
+    failure = None
     try:
+        supervisor.start()
         api = f"http://{settings.api_host}:{settings.api_port}"
         dagster = f"http://{settings.api_host}:{settings.dagster_port}"
-        wait_until_ready(f"{api}/readyz", children)
-        if settings.load_sample:
+        supervise(supervisor, watch, stop, lambda: answers(f"{api}/readyz"), timeout=120, what="the API")
+        if settings.load_sample and not stop.requested:
             _load_sample_once(database.url)
-        wait_until_ready(f"{dagster}/server_info", children)
-        _print_banner(api, dagster, token, database, settings.dropzone)
-        while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    print(f"{name} exited with code {child.returncode}; stopping everything", flush=True)
-                    stopping = True
-            time.sleep(0.5)
+        supervise(supervisor, watch, stop, lambda: answers(f"{dagster}/server_info"), 120, "the Dagster webserver")
+        if not stop.requested:
+            _print_banner(api, dagster, token, database, settings.dropzone, home / "logs")
+        supervise(supervisor, watch, stop)
+    except (ChildKeptDying, StackFailed) as exc:
+        failure = f"leadscore up failed: {exc}"
+        _say(f"{failure}; stopping everything")
     finally:
-        print("stopping...", flush=True)
-        stop_children(children)
+        _say("stopping...")
+        supervisor.stop()
         if database.embedded_dir is not None:
             stop_embedded(database.embedded_dir)
-        print("stopped", flush=True)
+        claimed.unlink(missing_ok=True)
+        _say("stopped")
+    if failure:
+        sys.exit(failure)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
 
 
 def _load_sample_once(database_url: str) -> None:
@@ -164,7 +187,7 @@ def _load_sample_once(database_url: str) -> None:
     print(f"Loaded {SAMPLE_BATCH.name}: {result.accepted} rows landed, {result.rejected} rejected", flush=True)
 
 
-def _print_banner(api: str, dagster: str, token: str, database: Database, dropzone: Path) -> None:
+def _print_banner(api: str, dagster: str, token: str, database: Database, dropzone: Path, logs: Path) -> None:
     where = f"embedded, data in {database.embedded_dir}" if database.embedded_dir else "LEADSCORE_DATABASE_URL"
     print(
         f"""
@@ -176,6 +199,7 @@ LeadScore is up (Postgres: {where}).
   Dagster UI    {dagster}   (lineage, runs, replay)
   Drop folder   {dropzone}   (CSV files put here are landed)
   Admin token   {token}
+  Logs          {logs}   (a child that dies is restarted)
 Press Ctrl-C to stop.
 """,
         flush=True,

