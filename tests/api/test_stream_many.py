@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import psycopg
 from leadscore_pipeline.db.urls import libpq_url
 from tests.api.test_read import score_all
 from tests.pipeline.helpers import event, land
+from tests.polling import free_port, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # libpq in the API process names every connection it opens after this, unless the code names it itself.
@@ -30,21 +29,6 @@ NAMED_BY_THE_API = [API_APPLICATION_NAME, "leadscore-stream", "leadscore-export"
 CLIENTS = 200
 MAX_API_CONNECTIONS = 10
 DEADLINE_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = DEADLINE_SECONDS) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if answer := predicate():
-            return answer
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @contextmanager

@@ -6,10 +6,8 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,32 +19,11 @@ from leadscore_pipeline.db.embedded import drop_database, ensure_database
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
 from leadscore_pipeline.stack import WORKSPACE
+from tests.polling import free_port, wait_for
 
 BIN = Path(sys.executable).parent
-DEADLINE_SECONDS = 180
 ADMIN_TOKEN = "e2e-admin"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"e2e webhook secret").decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, what: str, timeout: float = DEADLINE_SECONDS):
-    """Poll until `predicate` returns something truthy; fail with the last answer at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.partitions import MICROBATCH, MODE_TAG
 from leadscore_pipeline.process_groups import live_members
 from leadscore_pipeline.supervisor import run_dir, stop_previous_children
-from tests.e2e.conftest import free_port, wait_for
+from tests.polling import free_port, wait_for
 
 BIN = Path(sys.executable).parent
 CHILDREN = ("api", "dagster-webserver", "dagster-daemon")

@@ -25,6 +25,7 @@ from leadscore_pipeline.supervisor import (
     run_dir,
     stop_previous_children,
 )
+from tests.polling import wait_for
 
 PY = sys.executable
 # A child that starts a grandchild deaf to SIGTERM (as a busy code server may be), writes its pid, then waits.
@@ -41,15 +42,6 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def read_pid(path: Path) -> int | None:
