@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test bench lint replay clean
+.PHONY: up test test-at bench lint replay clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -16,6 +16,10 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole suite with every Python process's wall clock started at AT, e.g. make test-at AT=2027-01-31T23:57:00Z
+test-at: $(STAMP)
+	LEADSCORE_TEST_CLOCK_START="$(AT)" PYTHONPATH="$(CURDIR)/tests/clock_shift" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
