@@ -1,4 +1,4 @@
-"""Benchmark LeadScore end to end on a synthetic stream: landing and scoring, each beside a ceiling from the same run."""
+"""Benchmark LeadScore end to end on a synthetic stream: landing, scoring and reads, each beside a same-run ceiling."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import polars as pl
 import psycopg
 
 from bench.generate import write_stream
+from bench.read import CONNECTIONS, READ_SECONDS, read_step, report_reads
 from leadscore_pipeline.db.embedded import drop_database, ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.migrate import migrate
 from leadscore_pipeline.db.urls import libpq_url
@@ -124,7 +125,7 @@ def stop_postmaster(data_dir: Path, timeout: float = 60.0) -> None:
 @contextmanager
 def bench_database(server_url: str, keep: bool) -> Iterator[str]:
     """A fresh, migrated database, named for this run; dropped at the end unless `keep`."""
-    name = f"leadscore_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    name, url = f"leadscore_bench_{os.getpid()}_{secrets.token_hex(3)}", ""
     try:
         url = ensure_database(server_url, name)
         # Settings (and so the landing limits and scoring parameters) read the URL from the environment.
@@ -135,6 +136,8 @@ def bench_database(server_url: str, keep: bool) -> Iterator[str]:
     finally:
         if keep:
             print(f"kept the database {name}")
+            if url and not psycopg.conninfo.conninfo_to_dict(libpq_url(url)).get("password"):
+                print(f"  read it again with: make bench BENCH_ARGS='--reuse {url}'")
         else:
             drop_database(server_url, name)
 
@@ -270,7 +273,8 @@ def autovacuum_activity(url: str) -> list[dict[str, object]]:
 # --- the run ----------------------------------------------------------------------------------------
 
 
-def run(events: int, leads: int, seed: int, keep: bool) -> dict[str, object]:
+def run(events: int, leads: int, seed: int, keep: bool, reads: dict[str, object]) -> dict[str, object]:
+    """Land, score, then (unless read_seconds is 0) serve and read; `reads` holds read_step's options."""
     steps: list[Step] = []
     load_before = os.getloadavg()
     with ExitStack() as cleanup:
@@ -320,6 +324,8 @@ def run(events: int, leads: int, seed: int, keep: bool) -> dict[str, object]:
                 )
             )
         steps += [*child_steps, *totals, read]
+        autovacuum = autovacuum_activity(url)  # before the reads, which leave the tables alone
+        read_figures = read_step(url, **reads) if reads["seconds"] > 0 else None
         return {
             "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "events": rows,
@@ -336,7 +342,8 @@ def run(events: int, leads: int, seed: int, keep: bool) -> dict[str, object]:
             "peak_rss_mib": scored["peak_rss_mib"],
             "memory_bar": f"< {MEMORY_BAR_MIB:,.0f} MiB",
             "memory_passed": scored["peak_rss_mib"] < MEMORY_BAR_MIB,
-            "autovacuum": autovacuum_activity(url),
+            "autovacuum": autovacuum,
+            "reads": read_figures,
         }
 
 
@@ -379,6 +386,8 @@ def report(result: dict[str, object]) -> str:
     )
     if result["autovacuum"]:
         lines.append(f"autovacuum ran during the run on: {', '.join(a['table'] for a in result['autovacuum'])}")
+    if result.get("reads"):
+        lines += ["", report_reads(result["reads"])]
     return "\n".join(lines)
 
 
@@ -397,10 +406,40 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the database (and embedded server) afterwards")
+    parser.add_argument(
+        "--read-seconds", type=float, default=READ_SECONDS, help="seconds of load per read; 0 skips the read step"
+    )
+    parser.add_argument("--read-connections", type=int, default=CONNECTIONS, help="concurrent keep-alive connections")
+    parser.add_argument(
+        "--read-client",
+        choices=("auto", "wrk", "builtin"),
+        default="auto",
+        help="wrk when installed (auto), else the built-in asyncio client",
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="DATABASE_URL",
+        help="only the read step, against a database a --keep run left scored; replaces the reads in latest.json",
+    )
     args = parser.parse_args()
-    result = run(args.events, args.leads, args.seed, args.keep)
-    print(report(result))
+    reads = {"seconds": args.read_seconds, "connections": args.read_connections, "client": args.read_client}
+    if args.reuse:
+        result = reread(args.reuse, reads)
+        print(report_reads(result["reads"]))
+    else:
+        result = run(args.events, args.leads, args.seed, args.keep, reads)
+        print(report(result))
     print(f"written to {save(result).relative_to(REPO_ROOT)}")
+
+
+def reread(url: str, reads: dict[str, object]) -> dict[str, object]:
+    """The read step alone over an already scored database, put beside the last run's other figures."""
+    if reads["seconds"] <= 0:
+        raise SystemExit("--reuse runs only the read step: --read-seconds must be above 0")
+    migrate(url)  # a database kept by an older run is brought to the schema the API expects (a no-op when current)
+    latest = RESULTS_DIR / "latest.json"
+    result = json.loads(latest.read_text()) if latest.exists() else {}
+    return result | {"reads": read_step(url, **reads)}
 
 
 if __name__ == "__main__":
