@@ -4,8 +4,16 @@ pytest and in every API and Dagster process the tests start, to show that no tes
 it runs. (Postgres keeps the real clock: only bookkeeping columns read its now().)"""
 
 import os
+import sys
 
-if start := os.environ.get("LEADSCORE_TEST_CLOCK_START"):
+
+def _is_code_server(argv: list[str]) -> bool:
+    """`dagster api grpc`: gRPC's own timers stall under a shifted time.time(), so Dagster's code servers keep the
+    real clock; they only load definitions and start run workers, which do read the shifted one."""
+    return any(argv[i : i + 2] == ["api", "grpc"] for i in range(len(argv)))
+
+
+if (start := os.environ.get("LEADSCORE_TEST_CLOCK_START")) and not _is_code_server(sys.orig_argv):
     import time
     from datetime import datetime
 

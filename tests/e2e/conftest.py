@@ -18,6 +18,7 @@ from leadscore_pipeline.dagster_home import write_dagster_yaml
 from leadscore_pipeline.db.embedded import drop_database, ensure_database
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
+from leadscore_pipeline.process_groups import stop_groups
 from leadscore_pipeline.stack import WORKSPACE
 from tests.polling import free_port, wait_for
 
@@ -60,7 +61,8 @@ def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):
     }
     logs = {name: (home / f"{name}.log").open("wb") for name in commands}
     processes = {
-        name: subprocess.Popen(command, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
+        # Each in a process group of its own, so the code servers and run workers they spawn are stopped with them.
+        name: subprocess.Popen(command, env=env, stdout=logs[name], stderr=subprocess.STDOUT, start_new_session=True)
         for name, command in commands.items()
     }
     api_url = f"http://127.0.0.1:{api_port}"
@@ -76,13 +78,7 @@ def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):
         )
     finally:
         client.close()
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_groups([process.pid for process in processes.values()], timeout=30)
         for name, log in logs.items():
             log.close()
             print(f"--- {name}.log (tail) ---\n" + (home / f"{name}.log").read_text()[-2000:])

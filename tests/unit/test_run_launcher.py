@@ -20,6 +20,7 @@ from dagster._grpc.client import DagsterGrpcClient
 from dagster._serdes.config_class import ConfigurableClassData
 
 from leadscore_pipeline.dagster_home import write_dagster_yaml
+from leadscore_pipeline.process_groups import stop_groups
 from leadscore_pipeline.run_launcher import WorkerCheckingRunLauncher
 
 BIN = Path(sys.executable).parent
@@ -39,7 +40,7 @@ def live_code_server(tmp_path: Path):
     (tmp_path / "code.py").write_text(TRIVIAL_CODE)
     path = tmp_path / "server.sock"
     command = [str(BIN / "dagster"), "api", "grpc", "--python-file", str(tmp_path / "code.py"), "--socket", str(path)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         client, deadline = DagsterGrpcClient(socket=str(path), host="localhost"), time.monotonic() + 60
         while True:
@@ -52,8 +53,7 @@ def live_code_server(tmp_path: Path):
                 time.sleep(0.2)
         yield path
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_groups([server.pid], timeout=30)  # the server and anything it started
 
 
 def test_a_run_whose_code_server_socket_is_gone_has_a_failed_worker(tmp_path: Path):
