@@ -5,6 +5,7 @@ import dagster as dg
 from leadscore_pipeline.assets.analytics import daily_event_counts, lead_event_stats
 from leadscore_pipeline.assets.raw import raw_deliveries
 from leadscore_pipeline.assets.scoring import clean_events, current_scores, lead_scores
+from leadscore_pipeline.assets.serving import company_totals, event_type_totals, serving_totals
 from leadscore_pipeline.jobs import land_dropped_files, refresh_current_scores, score_deliveries
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.schedules import daily_decay_schedule
@@ -19,6 +20,9 @@ defs = dg.Definitions(
         current_scores,
         daily_event_counts,
         lead_event_stats,
+        serving_totals,
+        company_totals,
+        event_type_totals,
         *sql_model_assets,
     ],
     jobs=[score_deliveries, refresh_current_scores, land_dropped_files],

@@ -18,6 +18,7 @@ from leadscore_pipeline import clock, quarantine
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.locks import ALL_BUCKETS, DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
 from leadscore_pipeline.ingest.land import landed_through
+from leadscore_pipeline.ingest.validate import MAX_COMPANY_CHARS, MAX_EMAIL_CHARS, MAX_NAME_CHARS
 from leadscore_pipeline.scoring.dedup import delivery_tallies, first_deliveries
 from leadscore_pipeline.scoring.fold import current_score, tier
 from leadscore_pipeline.scoring.leads import invariant_violations, score_leads
@@ -56,11 +57,18 @@ CLEAN_SCHEMA = {
 }
 HISTORY_KEY = ("lead_key", "event_time", "event_id")
 RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
+# What the decay step copies from lead_scores into current_scores, the one table the leaderboard and lead list read.
 LEAD_SCORE_SCHEMA = {
     "lead_key": pl.String,
     "lead_bucket": pl.Int16,
+    "email": pl.String,
+    "name": pl.String,
+    "company": pl.String,
     "score_at_last_event": pl.Int64,
+    "event_count": pl.Int64,
+    "first_event_at": TIMESTAMP,
     "last_event_at": TIMESTAMP,
+    "rules_version": pl.Int64,
     "scored_seq": pl.Int64,
 }
 
@@ -428,10 +436,7 @@ def decay_scores(
             lock_buckets(conn, scope.buckets)
             where = f"lead_bucket in {buckets_sql(scope.buckets)}"
         leads = read_frame(
-            conn,
-            f"""select lead_key, lead_bucket, score_at_last_event, last_event_at, scored_seq
-                from lead_scores where {where}""",
-            LEAD_SCORE_SCHEMA,
+            conn, f"select {', '.join(LEAD_SCORE_SCHEMA)} from lead_scores where {where}", LEAD_SCORE_SCHEMA
         )
         previous = read_frame(
             conn,
@@ -439,11 +444,14 @@ def decay_scores(
             {"lead_key": pl.String, "previous_score": pl.Int64},
         )
         current = (
-            leads.select(
-                "lead_key",
-                "lead_bucket",
-                score=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params),
+            leads.drop("scored_seq")
+            # Display values within the validator's limits, so the read indexes hold even rows landed before them.
+            .with_columns(
+                pl.col("email").str.slice(0, MAX_EMAIL_CHARS),
+                pl.col("name").str.slice(0, MAX_NAME_CHARS),
+                pl.col("company").str.slice(0, MAX_COMPANY_CHARS),
             )
+            .with_columns(score=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params))
             .with_columns(tier=tier(pl.col("score"), tiers), as_of=pl.lit(as_of).dt.convert_time_zone("UTC"))
             .join(previous, on="lead_key", how="left")
         )
@@ -464,7 +472,7 @@ def decay_scores(
             )
             conn.execute("update pipeline_state set last_decay_at = now()")
             analyze(conn, "current_scores")
-    out_of_bounds = current.join(leads, on="lead_key").filter(
+    out_of_bounds = current.filter(
         (pl.col("score") < params.floor) | (pl.col("score") > pl.col("score_at_last_event").clip(params.floor))
     )
     return StepResult(current.height, 0, {"leads": current.height}, {"out_of_bounds": out_of_bounds.height})

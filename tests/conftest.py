@@ -24,6 +24,12 @@ DERIVED_AND_RAW = (
     "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files,"
     " daily_event_counts, lead_event_stats, quarantined_deliveries"
 )
+SERVING_AGGREGATES_RESET = """
+    update serving_counts set leads = 0, total_points = 0, cold = 0, warm = 0, hot = 0, qualified = 0,
+        events = 0, duplicates = 0, conflicts = 0;
+    update rejection_counts set rejections = 0;
+    truncate company_totals, event_type_totals;
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +71,8 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
 def reset_database(url: str) -> None:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(f"truncate {DERIVED_AND_RAW} restart identity")
+        # The aggregates kept by triggers (migration 0005): its truncate triggers zero them; made sure of here.
+        conn.execute(SERVING_AGGREGATES_RESET)
         conn.execute(
             """update pipeline_state set deduped_through = 0, scored_through = 0, served_through = 0,
                    counted_through = 0, stats_through = 0,

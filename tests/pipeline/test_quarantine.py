@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from leadscore_pipeline.definitions import defs
+from leadscore_pipeline.ingest.validate import MAX_NAME_CHARS
 from leadscore_pipeline.microbatch import run_all_steps
 from leadscore_pipeline.partitions import MICROBATCH, MODE_TAG, THROUGH_SEQ_TAG, all_buckets_tags
 from leadscore_pipeline.quarantine import is_data_error, run_setting_aside
@@ -151,6 +152,23 @@ def test_a_long_event_type_passes_the_analytics_steps(conn):
     assert conn.execute("select count(*) from quarantined_deliveries").fetchone()[0] == 0
     assert conn.execute("select events from daily_event_counts").fetchall() == [(1,)]
     assert conn.execute("select events from lead_event_stats where lead_key = %s", (lead_key,)).fetchall() == [(1,)]
+
+
+def test_a_long_legacy_name_is_served_cut_to_the_field_limit(conn):
+    # lead_scores does not index names, so scoring passes; the serving table's sort index must hold it too.
+    land_unvalidated(conn, "long-name-1", "ann@acme.io", "2026-11-01T00:00:00Z")
+    name = random_text(20_000)
+    conn.execute(
+        """insert into raw_deliveries (event_id, event_type, event_time, lead_key, email, name, source, channel,
+                                       received_at)
+           values ('long-name-2', 'PAGE_VIEW', '2026-11-02T00:00:00Z', 'ann@acme.io', 'ann@acme.io', %s, 'api',
+                   'api', %s)""",
+        (name, NOW),
+    )
+    microbatch(conn)
+    assert conn.execute("select count(*) from quarantined_deliveries").fetchone()[0] == 0
+    served = conn.execute("select name, score from current_scores where lead_key = 'ann@acme.io'").fetchone()
+    assert served == (name[:MAX_NAME_CHARS], 25)  # FORM_SUBMISSION 20 + PAGE_VIEW 5
 
 
 def test_only_errors_the_data_causes_count_as_data_errors(conn):

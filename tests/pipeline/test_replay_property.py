@@ -21,6 +21,7 @@ from leadscore_pipeline.refresh import Scope
 from leadscore_pipeline.scoring.params import DEFAULT_RULES, ScoringParams
 from leadscore_pipeline.settings import get_settings
 from tests.conftest import reset_database
+from tests.pipeline.helpers import assert_serving_tables_exact
 from tests.unit.test_fold import EPOCH, reference_history
 
 PARAMS = ScoringParams()
@@ -212,10 +213,14 @@ def test_microbatches_replay_and_fold_agree(database_url, stream):
             deliver(conn, number, delivery)
             if delivery.microbatch_after:
                 run_steps(conn, Scope(incremental=True))
+                assert_serving_tables_exact(conn)
         run_steps(conn, Scope(incremental=True))
         incremental = snapshot(conn)
+        # The serving aggregates (totals, companies, event types) equal their recomputation from the tables.
+        assert_serving_tables_exact(conn)
         run_steps(conn, Scope())
         replayed = snapshot(conn)
+        assert_serving_tables_exact(conn)
         rules = {t: (p, a) for t, p, a in conn.execute("select event_type, points, active from rules")}
 
     assert replayed == incremental
