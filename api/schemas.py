@@ -67,9 +67,11 @@ class Leaderboard(BaseModel):
 
 
 class LeadPage(BaseModel):
-    total: int
+    total: int = Field(description="leads matching the filters; a lower bound when total_exact is false")
+    total_exact: bool = Field(description="false only for a search matching more than 1,000 leads")
     limit: int
     offset: int
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
     leads: list[LeadRow]
 
 

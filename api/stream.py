@@ -12,21 +12,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from api import reads
 from leadscore_pipeline.db.urls import libpq_url
 
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "leadscore-stream"  # shown in pg_stat_activity
-TOP = 100  # ranks are given for leads in the top 100
 QUEUE_SIZE = 10_000  # a client this far behind is dropped; it reconnects and gets a fresh snapshot
 LISTEN_TIMEOUT_SECONDS = 30
 RECONNECT_SECONDS = 2
-_LEADS = """
-    select c.lead_key, c.score, c.tier, c.change_id, c.previous_score, s.name, s.company, s.email, s.last_event_at
-    from current_scores c join lead_scores s using (lead_key)
-"""
-_TOP = f"select lead_key from current_scores order by score desc, lead_key limit {TOP}"
-_LAST_CHANGE = "select coalesce(max(change_id), 0) as id from current_scores"
 
 
 @dataclass(frozen=True)
@@ -85,9 +79,8 @@ class ScoreStream:
                 raise ConnectionError("the score stream has no database connection")
             async with self.reader.transaction():
                 await self.reader.execute("set transaction isolation level repeatable read")
-                change = await (await self.reader.execute(_LAST_CHANGE)).fetchone()
-                query = f"{_LEADS} order by c.score desc, c.lead_key limit {TOP}"
-                leads = await (await self.reader.execute(query)).fetchall()
+                change = await (await self.reader.execute(reads.STREAM_LAST_CHANGE)).fetchone()
+                leads = await (await self.reader.execute(reads.STREAM_SNAPSHOT)).fetchall()
         ranked = [{**_json_row(lead), "rank": rank} for rank, lead in enumerate(leads, start=1)]
         return Message(change["id"], json.dumps({"change_id": change["id"], "leads": ranked}, default=str))
 
@@ -116,7 +109,7 @@ class ScoreStream:
             await connect(self.url, autocommit=True, row_factory=dict_row, application_name=APPLICATION_NAME) as reader,
         ):
             await listener.execute("listen score_updates")
-            last = (await (await reader.execute(_LAST_CHANGE)).fetchone())["id"]
+            last = (await (await reader.execute(reads.STREAM_LAST_CHANGE)).fetchone())["id"]
             self.reader = reader
             self.ready.set()
             try:
@@ -128,10 +121,11 @@ class ScoreStream:
                 self.reader = None
 
     async def _publish(self, reader: psycopg.AsyncConnection, last: int) -> int:
-        rows = await (await reader.execute(f"{_LEADS} where c.change_id > %s order by c.change_id", (last,))).fetchall()
+        rows = await (await reader.execute(reads.STREAM_CHANGES, (last,))).fetchall()
         if not rows:
             return last
-        ranks = {r["lead_key"]: rank for rank, r in enumerate(await (await reader.execute(_TOP)).fetchall(), start=1)}
+        top = await (await reader.execute(reads.STREAM_TOP_KEYS)).fetchall()
+        ranks = {r["lead_key"]: rank for rank, r in enumerate(top, start=1)}
         for row in rows:
             if row["score"] == row["previous_score"]:
                 continue  # rewritten but unchanged: nothing to tell

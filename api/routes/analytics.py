@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import text
 
+from api import reads
 from api.deps import ConnDep
 from leadscore_pipeline import clock
 
@@ -76,36 +76,12 @@ class EventTypes(BaseModel):
 
 @router.get("/summary", response_model=Summary)
 def summary(conn: ConnDep) -> dict:
-    row = (
-        conn.execute(
-            text(
-                """
-                select
-                    (select count(*) from lead_scores) as leads,
-                    (select count(*) from clean_events) as events,
-                    (select coalesce(sum(duplicates), 0) from clean_events) as duplicates,
-                    (select coalesce(sum(conflicts), 0) from clean_events) as conflicts,
-                    (select count(*) from ingest_rejections) as rejections,
-                    (select count(*) from rules where active) as active_rules,
-                    (select coalesce(sum(score), 0) from current_scores) as total_points
-                """
-            )
-        )
-        .mappings()
-        .one()
-    )
-    tiers = dict.fromkeys(("cold", "warm", "hot", "qualified"), 0)
-    tiers.update(conn.execute(text("select tier, count(*) from current_scores group by tier")).all())
-    return {**row, "tiers": tiers}
+    return reads.summary(conn)
 
 
 @router.get("/companies", response_model=Companies)
 def companies(conn: ConnDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
-    rows = conn.execute(
-        text("select * from company_summary order by leads desc, total_score desc, company limit :limit"),
-        {"limit": limit},
-    ).mappings()
-    return {"companies": list(rows)}
+    return {"companies": reads.companies(conn, limit)}
 
 
 def _periods(trend_range: TrendRange, today: date) -> tuple[str, list[date]]:
@@ -125,13 +101,7 @@ def _periods(trend_range: TrendRange, today: date) -> tuple[str, list[date]]:
 def trends(conn: ConnDep, range: TrendRange = TrendRange.week) -> dict:
     """Events per UTC day (7d, 30d) or month (6m, 1y) by event time, zero-filled, ending today."""
     unit, periods = _periods(range, clock.utc_now().date())
-    rows = conn.execute(
-        text(
-            f"""select date_trunc('{unit}', day)::date as period, event_type, sum(events)::int as events
-                from daily_events where day >= :start group by 1, 2"""
-        ),
-        {"start": periods[0]},
-    ).all()
+    rows = reads.events_per_period(conn, unit, periods[0])
     by_period: dict[date, dict[str, int]] = {period: {} for period in periods}
     for period, event_type, events in rows:
         if period in by_period:
@@ -142,7 +112,7 @@ def trends(conn: ConnDep, range: TrendRange = TrendRange.week) -> dict:
 
 @router.get("/event-types", response_model=EventTypes)
 def event_types(conn: ConnDep) -> dict:
-    rows = conn.execute(text("select * from event_type_summary order by events desc, event_type")).mappings().all()
+    rows = reads.event_type_totals(conn)
     return {
         "event_types": [row for row in rows if row["events"] > 0],
         "conversion_drivers": sorted(

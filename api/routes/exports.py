@@ -12,6 +12,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from api import reads
+from api.schemas import Tier
 from leadscore_pipeline.db.engine import connect
 
 router = APIRouter(prefix="/api/export", tags=["export"])
@@ -30,42 +32,17 @@ class ExportFormat(StrEnum):
     json = "json"
 
 
-def _iso(column: str) -> str:
-    """A timestamptz as ISO-8601 UTC text ("2026-11-20T10:00:00Z", fractions only when present).
-
-    Rendered in SQL so that the CSV and the JSON export carry the very same strings.
-    """
-    return f"""rtrim(rtrim(to_char({column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.') || 'Z'"""
-
-
-_LEADS_QUERY = f"""
-    select lead_key, email, name, company, score, tier, score_at_last_event, event_count,
-        {_iso("first_event_at")} as first_event_at, {_iso("last_event_at")} as last_event_at
-    from leaderboard
-    order by score desc, lead_key
-"""
-
-# Left join: an event landed but not yet scored is exported with empty scoring columns.
-_EVENTS_QUERY = f"""
-    select e.event_id, e.lead_key, e.event_type, {_iso("e.event_time")} as event_time, e.source,
-        h.points, h.decay, h.change, h.score_after, e.duplicates, e.conflicts
-    from clean_events as e
-    left join score_history as h
-        on h.lead_key = e.lead_key and h.event_time = e.event_time and h.event_id = e.event_id
-    order by e.lead_key, e.event_time, e.event_id
-"""
-
 _DOCUMENTED_CONTENT = {200: {"content": {"text/csv": {}, "application/json": {}}}}
 
 
-def _csv_chunks(query: str) -> Generator[bytes]:
+def _csv_chunks(query: str, params: dict) -> Generator[bytes]:
     """Postgres writes the CSV (quoting included); this only gathers COPY's blocks into larger chunks."""
     conn = connect(application_name=APPLICATION_NAME, client_encoding="utf8")
     try:
         # The queries render their timestamps in UTC already; this keeps any column added later in UTC too.
         conn.execute("set timezone = 'UTC'")
         buffer = bytearray()
-        with conn.cursor().copy(f"copy ({query}) to stdout with (format csv, header true)") as copy:
+        with conn.cursor().copy(f"copy ({query}) to stdout with (format csv, header true)", params) as copy:
             for block in copy:
                 buffer += block
                 if len(buffer) >= CSV_CHUNK_BYTES:
@@ -78,14 +55,14 @@ def _csv_chunks(query: str) -> Generator[bytes]:
         conn.close()
 
 
-def _json_chunks(query: str) -> Generator[bytes]:
+def _json_chunks(query: str, params: dict) -> Generator[bytes]:
     """A JSON array, one chunk per batch read from a server-side cursor."""
     conn = connect(application_name=APPLICATION_NAME, client_encoding="utf8")
     try:
         conn.execute("set timezone = 'UTC'")
         with conn.cursor(name="export") as cursor:
             cursor.itersize = JSON_BATCH_ROWS
-            cursor.execute(query)
+            cursor.execute(query, params)
             columns = [column.name for column in cursor.description]
             separator = "["
             while rows := cursor.fetchmany(JSON_BATCH_ROWS):
@@ -113,8 +90,8 @@ class ExportResponse(StreamingResponse):
                 await anyio.to_thread.run_sync(self._chunks.close)
 
 
-def _export(query: str, export_format: ExportFormat, name: str) -> ExportResponse:
-    chunks = _csv_chunks(query) if export_format is ExportFormat.csv else _json_chunks(query)
+def _export(query: str, params: dict, export_format: ExportFormat, name: str) -> ExportResponse:
+    chunks = _csv_chunks(query, params) if export_format is ExportFormat.csv else _json_chunks(query, params)
     return ExportResponse(
         chunks,
         media_type=_MEDIA_TYPES[export_format.value],
@@ -123,9 +100,15 @@ def _export(query: str, export_format: ExportFormat, name: str) -> ExportRespons
 
 
 @router.get("/leads", response_class=StreamingResponse, responses=_DOCUMENTED_CONTENT)
-def export_leads(export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.csv) -> ExportResponse:
-    """Every scored lead, highest current score first (ties by lead_key)."""
-    return _export(_LEADS_QUERY, export_format, "leads")
+def export_leads(
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.csv,
+    company: str | None = None,
+    tier: Tier | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> ExportResponse:
+    """Every scored lead matching the filters (as in GET /api/leads), highest current score first (ties by lead_key)."""
+    query, params = reads.export_leads_query(reads.LeadFilter(company=company, tier=tier, search=search))
+    return _export(query, params, export_format, "leads")
 
 
 @router.get("/events", response_class=StreamingResponse, responses=_DOCUMENTED_CONTENT)
@@ -133,4 +116,4 @@ def export_events(
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.csv,
 ) -> ExportResponse:
     """Every deduplicated event with the points, decay and score it got, by lead and event time."""
-    return _export(_EVENTS_QUERY, export_format, "events")
+    return _export(reads.EXPORT_EVENTS_QUERY, {}, export_format, "events")

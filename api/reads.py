@@ -1,0 +1,338 @@
+"""Every SQL the API runs to read: served from the serving tables (current_scores and the maintained aggregates,
+through the marts in dbt_like_sql/marts), each query shaped for an index, never a join or a full count per request."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from api.errors import field_error
+
+# Parameters are psycopg's %(name)s: the same text serves SQLAlchemy (exec_driver_sql), exports and the stream.
+LEAD_COLUMNS = "lead_key, email, name, company, score, tier, last_event_at"
+SORT_KEYS = ("score", "last_event_at", "name", "company", "email")
+NULLABLE_SORT_KEYS = frozenset({"name", "company", "email"})
+# A search counts its matches up to this many (a few ms at most); past it the total is this lower bound and
+# total_exact is false.
+SEARCH_COUNT_LIMIT = 1_000
+TIERS = ("cold", "warm", "hot", "qualified")
+
+
+def _rows(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.exec_driver_sql(sql, params or {}).mappings()]
+
+
+def _one(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    row = conn.exec_driver_sql(sql, params or {}).mappings().first()
+    return None if row is None else dict(row)
+
+
+# --- leaderboard and lead list ---------------------------------------------------------------------
+
+
+def leaderboard(conn: Connection, limit: int) -> dict[str, Any]:
+    """Top leads in rank order: the first `limit` entries of the index current_scores_rank."""
+    rows = _rows(
+        conn,
+        f"select {LEAD_COLUMNS}, as_of from leaderboard order by score desc, lead_key limit %(limit)s",
+        {"limit": limit},
+    )
+    leads = [{**row, "rank": rank} for rank, row in enumerate(rows, start=1)]
+    return {"as_of": max((lead["as_of"] for lead in leads), default=None), "leads": leads}
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    company: str | None = None
+    tier: str | None = None
+    search: str | None = None
+
+    def where(self) -> tuple[list[str], dict[str, Any]]:
+        """Conditions (each matching an index of migration 0006) and their parameters."""
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if self.company is not None:
+            where.append("lower(company) = lower(%(company)s)")
+            params["company"] = self.company
+        if self.tier is not None:
+            where.append("tier = %(tier)s")
+            params["tier"] = self.tier
+        if self.search:
+            # ilike '%...%' on each column: the pg_trgm GIN index current_scores_search serves all three. The
+            # lead_key is the normalized email (id:<external id> without one), so it stands for the email.
+            where.append("(lead_key ilike %(search)s or name ilike %(search)s or company ilike %(search)s)")
+            escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params["search"] = f"%{escaped}%"
+        return where, params
+
+
+def _key_order(sort_by: str, order: str) -> str:
+    """How ties go: by lead_key ascending in the key's natural direction (score going down, as the leaderboard;
+    every other key going up), and descending when that is reversed, so that either direction is one sort index
+    read forwards or backwards (migration 0006) and `order` reverses the list exactly."""
+    natural = "desc" if sort_by == "score" else "asc"
+    return "asc" if order == natural else "desc"
+
+
+def _order_by(sort_by: str, order: str) -> str:
+    # sort_by and order are whitelisted enums. Nulls (name, company, email) come first going up, last going down.
+    nulls = "" if sort_by not in NULLABLE_SORT_KEYS else " nulls last" if order == "desc" else " nulls first"
+    return f"{sort_by} {order}{nulls}, lead_key {_key_order(sort_by, order)}"
+
+
+def encode_cursor(sort_by: str, row: dict[str, Any]) -> str:
+    value = row[sort_by]
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps({"k": sort_by, "v": value, "id": row["lead_key"]}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort_by: str) -> tuple[Any, str]:
+    """The last row's sort value and lead_key; anything else is a 422 naming query.cursor."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, dict) or raw.get("k") != sort_by or not isinstance(raw.get("id"), str):
+            raise ValueError
+        value = raw["v"]
+        if sort_by == "score":
+            if not isinstance(value, int) or isinstance(value, bool) or abs(value) > 2**31:
+                raise ValueError
+        elif sort_by == "last_event_at":
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError
+        elif value is not None and not isinstance(value, str):
+            raise ValueError
+        if "\x00" in raw["id"] or (isinstance(value, str) and "\x00" in value):
+            raise ValueError
+        return value, raw["id"]
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise field_error(422, "query.cursor", f"not a cursor of this list sorted by {sort_by}") from None
+
+
+def _segments_after(sort_by: str, order: str, value: Any, nullable: bool) -> list[str]:
+    """The rows after (value, lead_key) in _order_by's order, as consecutive ranges each read
+    straight off the sort index (index conditions, no filter walking over skipped rows)."""
+    next_key = f"lead_key {'>' if _key_order(sort_by, order) == 'asc' else '<'} %(cursor_key)s"
+    after_same = f"{sort_by} = %(cursor_value)s and {next_key}"
+    beyond = f"{sort_by} {'<' if order == 'desc' else '>'} %(cursor_value)s"
+    if value is None:  # only a nullable key: nulls come last (desc) or first (asc)
+        null_part = f"{sort_by} is null and {next_key}"
+        return [null_part] if order == "desc" else [null_part, f"{sort_by} is not null"]
+    segments = [after_same, beyond]
+    if nullable and order == "desc":
+        segments.append(f"{sort_by} is null")
+    return segments
+
+
+def lead_page(
+    conn: Connection,
+    lead_filter: LeadFilter,
+    sort_by: str,
+    order: str,
+    limit: int,
+    offset: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """One page of leads: by offset, or after a keyset cursor (then offset is ignored and reported as 0)."""
+    where, params = lead_filter.where()
+    order_by = _order_by(sort_by, order)
+    select = f"select {LEAD_COLUMNS} from leaderboard"
+    if cursor is None:
+        condition = " and ".join(where) or "true"
+        sql = f"{select} where {condition} order by {order_by} limit %(limit)s offset %(offset)s"
+        rows = _rows(conn, sql, {**params, "limit": limit, "offset": offset})
+    else:
+        value, key = decode_cursor(cursor, sort_by)
+        offset = 0
+        rows = []
+        for segment in _segments_after(sort_by, order, value, sort_by in NULLABLE_SORT_KEYS):
+            condition = " and ".join([*where, segment])
+            sql = f"{select} where {condition} order by {order_by} limit %(limit)s"
+            segment_params = {**params, "limit": limit - len(rows), "cursor_value": value, "cursor_key": key}
+            rows += _rows(conn, sql, segment_params)
+            if len(rows) == limit:
+                break
+    if cursor is None and len(rows) < limit and (rows or offset == 0):
+        total, exact = offset + len(rows), True  # the last page by offset: the count is known without counting
+    else:
+        total, exact = lead_total(conn, lead_filter)
+    next_cursor = encode_cursor(sort_by, rows[-1]) if len(rows) == limit else None
+    return {
+        "total": total,
+        "total_exact": exact,
+        "limit": limit,
+        "offset": offset,
+        "next_cursor": next_cursor,
+        "leads": rows,
+    }
+
+
+def lead_total(conn: Connection, lead_filter: LeadFilter) -> tuple[int, bool]:
+    """How many leads match, and whether that is exact. Exact and O(1) from serving_totals (no filter, tier) or
+    company_totals (company); company and tier: an index-only count over that company's leads; any search: counted
+    up to SEARCH_COUNT_LIMIT (1,000), past which the total is that lower bound and not exact."""
+    company, tier, search = lead_filter.company, lead_filter.tier, lead_filter.search
+    if not search and company is None:
+        column = tier if tier in TIERS else "leads"
+        return _one(conn, f"select {column} as n from serving_totals")["n"], True
+    if not search and tier is None:
+        sql = "select coalesce(sum(leads), 0)::bigint as n from company_totals where lower(company) = lower(%(c)s)"
+        return _one(conn, sql, {"c": company})["n"], True
+    where, params = lead_filter.where()
+    condition = " and ".join(where)
+    if not search:
+        return _one(conn, f"select count(*) as n from leaderboard where {condition}", params)["n"], True
+    sql = f"select count(*) as n from (select 1 from leaderboard where {condition} limit %(cap)s) as matches"
+    n = _one(conn, sql, {**params, "cap": SEARCH_COUNT_LIMIT + 1})["n"]
+    return (n, True) if n <= SEARCH_COUNT_LIMIT else (SEARCH_COUNT_LIMIT, False)
+
+
+def export_leads_query(lead_filter: LeadFilter) -> tuple[str, dict[str, Any]]:
+    """Every lead matching the filter, rank order, with timestamps as ISO-8601 UTC text (CSV and JSON alike)."""
+    where, params = lead_filter.where()
+    condition = " and ".join(where) or "true"
+    sql = f"""
+        select lead_key, email, name, company, score, tier, score_at_last_event, event_count,
+            {iso("first_event_at")} as first_event_at, {iso("last_event_at")} as last_event_at
+        from leaderboard
+        where {condition}
+        order by score desc, lead_key
+    """
+    return sql, params
+
+
+def iso(column: str) -> str:
+    """A timestamptz as ISO-8601 UTC text ("2026-11-20T10:00:00Z", fractions only when present)."""
+    return f"""rtrim(rtrim(to_char({column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.') || 'Z'"""
+
+
+# Left join: an event landed but not yet scored is exported with empty scoring columns. An export, not a
+# request-time read: it streams every event once, in the primary key order of both tables.
+EXPORT_EVENTS_QUERY = f"""
+    select e.event_id, e.lead_key, e.event_type, {iso("e.event_time")} as event_time, e.source,
+        h.points, h.decay, h.change, h.score_after, e.duplicates, e.conflicts
+    from clean_events as e
+    left join score_history as h
+        on h.lead_key = e.lead_key and h.event_time = e.event_time and h.event_id = e.event_id
+    order by e.lead_key, e.event_time, e.event_id
+"""
+
+
+# --- one lead ----------------------------------------------------------------------------------------
+
+
+def lead_detail(conn: Connection, lead_key: str) -> dict[str, Any] | None:
+    lead = _one(
+        conn,
+        f"""select {LEAD_COLUMNS}, score_at_last_event, first_event_at, event_count as events, as_of
+            from leaderboard where lead_key = %(lead_key)s""",
+        {"lead_key": lead_key},
+    )
+    if lead is None:
+        return None
+    by_type = _rows(
+        conn,
+        """select event_type, events, points from lead_event_stats
+           where lead_key = %(lead_key)s and events > 0 order by points desc, event_type""",
+        {"lead_key": lead_key},
+    )
+    return {**lead, "points_by_event_type": by_type}
+
+
+def lead_history(conn: Connection, lead_key: str, limit: int, offset: int) -> dict[str, Any] | None:
+    """Newest first off the primary key (lead_key, event_time, event_id), read backwards; total by index-only count."""
+    params = {"lead_key": lead_key, "limit": limit, "offset": offset}
+    total = _one(conn, "select count(*) as n from score_history where lead_key = %(lead_key)s", params)["n"]
+    if total == 0:
+        return None
+    rows = _rows(
+        conn,
+        """select event_id, event_type, event_time, points, decay, change, score_after from score_history
+           where lead_key = %(lead_key)s order by event_time desc, event_id desc
+           limit %(limit)s offset %(offset)s""",
+        params,
+    )
+    return {"lead_key": lead_key, "total": total, "history": rows}
+
+
+# --- analytics -----------------------------------------------------------------------------------------
+
+
+def summary(conn: Connection) -> dict[str, Any]:
+    """Maintained totals (one row) and the active rules (a handful)."""
+    row = _one(
+        conn,
+        """select leads, events, duplicates, conflicts, rejections, total_points, cold, warm, hot, qualified,
+               (select count(*) from rules where active) as active_rules
+           from serving_totals""",
+    )
+    tiers = {tier: row.pop(tier) for tier in TIERS}
+    return {**row, "tiers": tiers}
+
+
+def companies(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    return _rows(
+        conn,
+        "select * from company_summary order by leads desc, total_score desc, company limit %(limit)s",
+        {"limit": limit},
+    )
+
+
+def events_per_period(conn: Connection, unit: str, start: date) -> list[tuple[date, str, int]]:
+    """Events per day or month and type from `start` on (unit is 'day' or 'month', whitelisted by the caller)."""
+    rows = conn.exec_driver_sql(
+        f"""select date_trunc('{unit}', day)::date as period, event_type, sum(events)::int as events
+            from daily_events where day >= %(start)s group by 1, 2""",
+        {"start": start},
+    ).all()
+    return [tuple(row) for row in rows]
+
+
+def event_type_totals(conn: Connection) -> list[dict[str, Any]]:
+    return _rows(conn, "select * from event_type_summary order by events desc, event_type")
+
+
+# --- pipeline status -------------------------------------------------------------------------------------
+
+
+def pipeline_status(conn: Connection, shown: int) -> dict[str, Any]:
+    row = _one(
+        conn,
+        """select
+               (select coalesce(max(seq), 0) from raw_deliveries) as landed_through,
+               s.deduped_through,
+               s.served_through as scored_through,
+               s.rules_version,
+               (select min(rules_version) from bucket_state) as scored_rules_version,
+               s.last_microbatch_at,
+               s.last_replay_at,
+               s.last_decay_at,
+               (select count(*) from quarantined_deliveries) as quarantined
+           from pipeline_state s""",
+    )
+    latest = _rows(
+        conn,
+        """select seq, event_id, lead_key, step, reason, quarantined_at from quarantined_deliveries
+           order by quarantined_at desc, seq desc limit %(shown)s""",
+        {"shown": shown},
+    )
+    return {**row, "lag": row["landed_through"] - row["scored_through"], "quarantined_latest": latest}
+
+
+# --- live stream (psycopg async; api/stream.py owns the connections) ----------------------------------------
+
+STREAM_TOP = 100  # ranks are given for leads in the top 100
+_STREAM_COLUMNS = "lead_key, score, tier, change_id, previous_score, name, company, email, last_event_at"
+STREAM_SNAPSHOT = f"select {_STREAM_COLUMNS} from leaderboard order by score desc, lead_key limit {STREAM_TOP}"
+STREAM_CHANGES = f"select {_STREAM_COLUMNS} from leaderboard where change_id > %s order by change_id"
+STREAM_TOP_KEYS = f"select lead_key from leaderboard order by score desc, lead_key limit {STREAM_TOP}"
+# Backward scan of the index current_scores_change.
+STREAM_LAST_CHANGE = "select coalesce(max(change_id), 0) as id from current_scores"
