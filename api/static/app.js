@@ -1,5 +1,8 @@
 // LeadScore dashboard: plain JS over the JSON API and the /api/stream Server-Sent Events. No build step.
-"use strict";
+import {
+  $, $$, api, decimal, h, integer, setMessage, signed, throttle, tierBadge, timeAgo, utcDateTime,
+} from "./js/util.js";
+import { markSelectedLead, openLeadsPage, refreshLeadsPage, setupLeadsPage } from "./js/leads.js";
 
 const BOARD_SIZE = 25;
 const STREAM_TOP = 100; // the stream's snapshot and ranks cover this many leads
@@ -18,103 +21,15 @@ const TYPE_COLORS = {
 };
 const EXTRA_COLORS = ["#8e6cf0", "#d9649b", "#7a8b3a", "#c57b2a", "#4d9de0", "#a1887f", "#5c6bc0", "#26a69a"];
 
-const $ = (selector, root = document) => root.querySelector(selector);
-const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
-const integer = new Intl.NumberFormat("en-US");
-const decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
-
 // ---------------------------------------------------------------- helpers
-
-/** An element with attributes and children (strings become text nodes, so data is never parsed as HTML). */
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key in node && typeof value !== "string") node[key] = value;
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
-
-class ApiError extends Error {
-  constructor(status, body) {
-    const detail = body && Array.isArray(body.detail) ? body.detail : null;
-    const text = detail
-      ? detail.map((d) => (d.index !== undefined ? `#${d.index} ` : "") + `${d.field}: ${d.error}`).join("; ")
-      : `HTTP ${status}`;
-    super(text);
-    this.status = status;
-  }
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body);
-  return body;
-}
 
 function adminHeaders() {
   const token = $("#admin-token").value.trim();
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-function signed(n) {
-  return n > 0 ? `+${integer.format(n)}` : n < 0 ? `-${integer.format(-n)}` : "0";
-}
-
-function timeAgo(iso) {
-  if (!iso) return "";
-  const seconds = (Date.now() - Date.parse(iso)) / 1000;
-  if (seconds < 60) return "just now";
-  const minutes = seconds / 60;
-  if (minutes < 60) return `${Math.floor(minutes)} min ago`;
-  const hours = minutes / 60;
-  if (hours < 24) return `${Math.floor(hours)} h ago`;
-  const days = hours / 24;
-  if (days < 60) return `${Math.floor(days)} d ago`;
-  return utcDate(iso);
-}
-
-function utcDate(iso) {
-  return new Date(iso).toISOString().slice(0, 10);
-}
-
-function utcDateTime(iso) {
-  return new Date(iso).toISOString().slice(0, 16).replace("T", " ");
-}
-
 function typeColor(type, index = 0) {
   return TYPE_COLORS[type] || EXTRA_COLORS[index % EXTRA_COLORS.length];
-}
-
-function tierBadge(tier) {
-  return h("span", { class: `badge ${tier}` }, tier);
-}
-
-function setMessage(node, text, kind = "") {
-  node.textContent = text;
-  node.className = `message ${kind}`;
-}
-
-/** Run `fn` at most once per `ms`, trailing: calls in between are folded into the next run. */
-function throttle(fn, ms) {
-  let timer = null;
-  return () => {
-    if (timer === null) {
-      timer = setTimeout(() => {
-        timer = null;
-        fn();
-      }, ms);
-    }
-  };
 }
 
 // ---------------------------------------------------------------- live leaderboard
@@ -456,6 +371,7 @@ async function loadEventTypes() {
 // ---------------------------------------------------------------- refresh
 
 async function refreshAll() {
+  refreshLeadsPage();
   const results = await Promise.allSettled([loadSummary(), loadStatus(), loadTrends(), loadCompanies(), loadEventTypes()]);
   for (const result of results) if (result.status === "rejected") console.warn("refresh failed:", result.reason);
 }
@@ -468,6 +384,7 @@ const panel = { leadKey: null, offset: 0, detail: null };
 
 function markSelected() {
   for (const [key, row] of board.rows) row.classList.toggle("selected", key === panel.leadKey);
+  markSelectedLead();
 }
 
 async function openLead(leadKey) {
@@ -748,6 +665,27 @@ function renderUploadErrors(errors) {
   );
 }
 
+// ---------------------------------------------------------------- pages
+
+/** `#leads...` shows the Leads page, anything else the overview; the summary strip stays on both. */
+function showPage() {
+  const page = location.hash.startsWith("#leads") ? "leads" : "overview";
+  $("#overview").hidden = page !== "overview";
+  $("#leads-page").hidden = page !== "leads";
+  for (const tab of $$("[data-page]")) {
+    if (tab.dataset.page === page) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  if (page === "leads") openLeadsPage();
+}
+
+function setupPages() {
+  $('[data-page="overview"]').href = "#overview";
+  setupLeadsPage({ openLead, selectedLead: () => panel.leadKey });
+  window.addEventListener("hashchange", showPage);
+  showPage();
+}
+
 // ---------------------------------------------------------------- start
 
 async function loadConfig() {
@@ -761,6 +699,7 @@ function start() {
   setupPanel();
   setupRules();
   setupUpload();
+  setupPages();
   connectStream();
   loadBoardOnce().catch(console.warn);
   loadConfig().catch(console.warn);
