@@ -336,3 +336,115 @@ STREAM_CHANGES = f"select {_STREAM_COLUMNS} from leaderboard where change_id > %
 STREAM_TOP_KEYS = f"select lead_key from leaderboard order by score desc, lead_key limit {STREAM_TOP}"
 # Backward scan of the index current_scores_change.
 STREAM_LAST_CHANGE = "select coalesce(max(change_id), 0) as id from current_scores"
+
+
+# --- event receipts --------------------------------------------------------------------------------------
+
+# What makes two deliveries of one event id the same event (a duplicate) or not (a conflict).
+RECEIPT_CONTENT = (
+    "event_type", "event_time", "lead_key", "email", "external_id", "name", "company", "source", "metadata",
+)  # fmt: skip
+
+
+def event_deliveries(conn: Connection, event_id: str) -> list[dict[str, Any]]:
+    """Every delivery of an event id in landing order (index raw_deliveries_event_id), each with the quarantine's
+    `reason` and cut-short `quarantined_lead_key` when it was set aside (primary key of quarantined_deliveries),
+    both null otherwise: two index reads, no join."""
+    deliveries = _rows(
+        conn,
+        f"""select seq, channel, received_at, {", ".join(RECEIPT_CONTENT)} from raw_deliveries
+            where event_id = %(id)s order by seq""",
+        {"id": event_id},
+    )
+    if not deliveries:
+        return []
+    quarantined = {
+        row["seq"]: row
+        for row in _rows(
+            conn,
+            """select seq, lead_key, 'set aside at the ' || step || ' step: ' || reason as reason
+               from quarantined_deliveries where seq = any(%(seqs)s)""",
+            {"seqs": [delivery["seq"] for delivery in deliveries]},
+        )
+    }
+    none: dict[str, Any] = {}
+    return [
+        {
+            **delivery,
+            "quarantined_lead_key": quarantined.get(delivery["seq"], none).get("lead_key"),
+            "reason": quarantined.get(delivery["seq"], none).get("reason"),
+        }
+        for delivery in deliveries
+    ]
+
+
+def event_rejections(conn: Connection, event_id: str) -> list[dict[str, Any]]:
+    """The CSV rows rejected with this event id (index ingest_rejections_event_id), in the order they came."""
+    return _rows(
+        conn,
+        "select file_name, line, reason, received_at from ingest_rejections where event_id = %(id)s order by id",
+        {"id": event_id},
+    )
+
+
+def event_served(conn: Connection, event_id: str) -> bool | None:
+    """Whether the event has been scored and served; None when it is not a clean event (yet)."""
+    row = _one(
+        conn,
+        """select seq <= (select served_through from pipeline_state) as served
+           from clean_events where event_id = %(id)s""",
+        {"id": event_id},
+    )
+    return None if row is None else row["served"]
+
+
+# --- CSV rejections --------------------------------------------------------------------------------------
+
+# A count of one file's rows walks its index entries (migration 0007), so it counts up to this many, past which the
+# total is a lower bound and total_exact is false.
+REJECTION_COUNT_LIMIT = SEARCH_COUNT_LIMIT
+
+
+def rejection_page(conn: Connection, file_name: str | None, limit: int, offset: int) -> dict[str, Any]:
+    """One page of rejected rows, newest files first and in line order within a file (a file's rows land in one
+    transaction with one receive time, in line order, so `id` orders them). The total: known from the
+    page when it is the last one; else, unfiltered, the maintained counter (serving_totals.rejections, migration
+    0005); else (one file) counted up to REJECTION_COUNT_LIMIT."""
+    # md5 first so the file index (migration 0007) is used; the name itself then rules out a collision.
+    where = "where md5(file_name) = md5(%(file_name)s) and file_name = %(file_name)s" if file_name is not None else ""
+    params = {"file_name": file_name, "limit": limit, "offset": offset}
+    rows = _rows(
+        conn,
+        f"""select * from ingest_rejections {where} order by received_at desc, id
+            limit %(limit)s offset %(offset)s""",
+        params,
+    )
+    if len(rows) < limit and (rows or offset == 0):
+        total, exact = offset + len(rows), True  # the last page: the count is known without counting
+    elif file_name is None:
+        total, exact = _one(conn, "select rejections as n from serving_totals")["n"], True
+    else:
+        sql = f"select count(*) as n from (select 1 from ingest_rejections {where} limit %(cap)s) as matches"
+        n = _one(conn, sql, {**params, "cap": REJECTION_COUNT_LIMIT + 1})["n"]
+        exact = n <= REJECTION_COUNT_LIMIT
+        # Past the cap, a lower bound: never below the rows this page has shown to be there.
+        total = n if exact else max(REJECTION_COUNT_LIMIT, offset + len(rows))
+    return {"total": total, "total_exact": exact, "rejections": rows}
+
+
+# --- scoring rules ---------------------------------------------------------------------------------------
+
+RULE_COLUMNS = "event_type, points, active, updated_at"
+
+
+def rules_version(conn: Connection) -> int:
+    return conn.exec_driver_sql("select rules_version from pipeline_state").scalar_one()
+
+
+def rules(conn: Connection) -> list[dict[str, Any]]:
+    return _rows(conn, f"select {RULE_COLUMNS} from rules order by event_type")
+
+
+def rule(conn: Connection, event_type: str) -> dict[str, Any] | None:
+    """One rule by its (normalized) event type, off the primary key."""
+    return _one(conn, f"select {RULE_COLUMNS} from rules where event_type = %(t)s", {"t": event_type})

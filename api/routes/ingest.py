@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from sqlalchemy import text
+from pydantic import BaseModel, Field
 
+from api import reads
 from api.deps import ConnDep, OffsetQuery
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"])
@@ -27,6 +27,11 @@ class RejectedRow(BaseModel):
 
 class Rejections(BaseModel):
     total: int
+    total_exact: bool = Field(
+        True,
+        description="false when the total is a lower bound: one file's rejections are counted up to "
+        f"{reads.REJECTION_COUNT_LIMIT:,}",
+    )
     rejections: list[RejectedRow]
 
 
@@ -38,12 +43,4 @@ def rejections(
     offset: OffsetQuery = 0,
 ) -> dict:
     """Newest files first, in line order within a file."""
-    where = "where file_name = :file_name" if file_name is not None else ""
-    params = {"file_name": file_name, "limit": limit, "offset": offset}
-    total = conn.execute(text(f"select count(*) from ingest_rejections {where}"), params).scalar_one()
-    rows = conn.execute(
-        text(f"select * from ingest_rejections {where} order by received_at desc, file_name, line, id "
-             "limit :limit offset :offset"),
-        params,
-    ).mappings()  # fmt: skip
-    return {"total": total, "rejections": list(rows)}
+    return reads.rejection_page(conn, file_name, limit, offset)

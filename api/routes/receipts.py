@@ -7,8 +7,8 @@ from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
+from api import reads
 from api.deps import ConnDep
 from api.errors import field_error
 
@@ -43,36 +43,13 @@ class Receipt(BaseModel):
     rejections: list[Rejection]
 
 
-_CONTENT = ("event_type", "event_time", "lead_key", "email", "external_id", "name", "company", "source", "metadata")
-
-
 @router.get("/{event_id}", response_model=Receipt)
 def receipt(event_id: str, conn: ConnDep) -> dict:
     """`status` is that of the latest delivery: the event itself (landed, then scored), a later `duplicate`
     (same content) or `conflict` (other content) that was ignored, or one `quarantined`: set aside because a
     pipeline step failed on it (the next delivery, if any, is the event)."""
-    columns = ", ".join(f"r.{column}" for column in _CONTENT)
-    deliveries = (
-        conn.execute(
-            text(
-                f"""select r.seq, r.channel, r.received_at, {columns}, q.lead_key as quarantined_lead_key,
-                           'set aside at the ' || q.step || ' step: ' || q.reason as reason
-                    from raw_deliveries r left join quarantined_deliveries q on q.seq = r.seq
-                    where r.event_id = :id order by r.seq"""
-            ),
-            {"id": event_id},
-        )
-        .mappings()
-        .all()
-    )
-    rejections = (
-        conn.execute(
-            text("select file_name, line, reason, received_at from ingest_rejections where event_id = :id order by id"),
-            {"id": event_id},
-        )
-        .mappings()
-        .all()
-    )
+    deliveries = reads.event_deliveries(conn, event_id)
+    rejections = reads.event_rejections(conn, event_id)
     if not deliveries and not rejections:
         raise field_error(404, "event_id", f"no delivery or rejection of {event_id!r}")
     if not deliveries:
@@ -80,10 +57,7 @@ def receipt(event_id: str, conn: ConnDep) -> dict:
                 "deliveries": [], "rejections": rejections}  # fmt: skip
 
     first = next((d for d in deliveries if d["reason"] is None), None)
-    served = conn.execute(
-        text("select c.seq <= s.served_through from clean_events c, pipeline_state s where c.event_id = :id"),
-        {"id": event_id},
-    ).scalar()
+    served = reads.event_served(conn, event_id)
     event_status = "quarantined" if first is None else "scored" if served else "landed"
     rows = []
     for delivery in deliveries:
@@ -91,7 +65,7 @@ def receipt(event_id: str, conn: ConnDep) -> dict:
             # The stored key is cut short: the whole one may be what a step failed on.
             rows.append({**delivery, "lead_key": delivery["quarantined_lead_key"], "status": "quarantined"})
             continue
-        same = all(delivery[c] == first[c] for c in _CONTENT)
+        same = all(delivery[c] == first[c] for c in reads.RECEIPT_CONTENT)
         status = "event" if delivery is first else "duplicate" if same else "conflict"
         rows.append({**delivery, "status": status})
     latest = rows[-1]

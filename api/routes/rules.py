@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from api import reads
 from api.auth import AdminDep
 from api.deps import ConnDep
 from api.errors import field_error
@@ -48,26 +49,14 @@ def _event_type(raw: str) -> str:
     return event_type
 
 
-def _version(conn: ConnDep) -> int:
-    return conn.execute(text("select rules_version from pipeline_state")).scalar_one()
-
-
 @router.get("", response_model=Rules)
 def list_rules(conn: ConnDep) -> dict:
-    rules = conn.execute(text("select event_type, points, active, updated_at from rules order by event_type"))
-    return {"rules_version": _version(conn), "rules": list(rules.mappings())}
+    return {"rules_version": reads.rules_version(conn), "rules": reads.rules(conn)}
 
 
 @router.get("/{event_type}", response_model=Rule)
 def get_rule(event_type: str, conn: ConnDep) -> dict:
-    rule = (
-        conn.execute(
-            text("select event_type, points, active, updated_at from rules where event_type = :t"),
-            {"t": _event_type(event_type)},
-        )
-        .mappings()
-        .first()
-    )
+    rule = reads.rule(conn, _event_type(event_type))
     if rule is None:
         raise field_error(404, "event_type", f"no rule for {event_type!r}")
     return rule
@@ -90,7 +79,7 @@ def put_rule(event_type: Annotated[str, Path()], body: RuleIn, conn: ConnDep) ->
         .first()
     )
     if rule is None:  # same values as before: nothing is stale
-        return {"rule": get_rule(event_type, conn), "rules_version": _version(conn), "changed": False}
+        return {"rule": get_rule(event_type, conn), "rules_version": reads.rules_version(conn), "changed": False}
     return {"rule": rule, "rules_version": bump_rules_version(conn), "changed": True}
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import random
 import string
+from datetime import timedelta
 
+from leadscore_pipeline import clock
 from leadscore_pipeline.ingest.csv_batches import MAX_COLUMNS, RAW_KEEP_BYTES
 from tests.api.test_read import score_all
+from tests.frozen import NOW
 
 CSV = (
     "event_id,event_type,lead_id,email,timestamp,metadata\n"
@@ -236,3 +239,15 @@ def test_an_upload_named_with_nul_keeps_its_rejections(client, conn):
 
     assert response.status_code == 202
     assert conn.execute("select file_name from ingest_rejections").fetchall() == [("a\ufffdb.csv",)]
+
+
+def test_rejections_of_a_file_with_a_very_long_name_are_kept_and_listed_newest_file_first(client, monkeypatch):
+    long_name = "".join(random.Random(7).choices(string.ascii_letters, k=3_000)) + ".csv"  # past a btree entry
+    assert upload(client, CSV, name="first.csv").status_code == 202
+    monkeypatch.setattr(clock, "utc_now", lambda: NOW + timedelta(seconds=1))
+    assert upload(client, CSV, name=long_name).status_code == 202
+    newest_first = client.get("/api/ingest/rejections").json()["rejections"]
+    files = [(r["file_name"], r["line"]) for r in newest_first]
+    assert files == [(name, line) for name in (long_name, "first.csv") for line in (3, 6, 9)]
+    one_file = client.get("/api/ingest/rejections", params={"file_name": "first.csv"}).json()
+    assert (one_file["total"], [r["line"] for r in one_file["rejections"]]) == (3, [3, 6, 9])
