@@ -260,7 +260,7 @@ def test_a_killed_embedded_postgres_is_restarted_and_a_killed_up_is_cleaned_up_a
         def back() -> bool:
             return postmaster_pid(home / "pgdata") not in (None, killed) and first.answers("/readyz")
 
-        wait_for(back, "PostgreSQL to be started again and the API ready", timeout=90)
+        wait_for(back, "PostgreSQL to be started again and the API ready", timeout=180)
         assert "the embedded PostgreSQL is running again" in first.said()
 
         # `leadscore up` killed with no chance to stop its children: the next start stops them first.
