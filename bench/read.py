@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 
 from leadscore_pipeline.db.urls import libpq_url
+from leadscore_pipeline.process_groups import stop_groups
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 8
@@ -114,7 +115,9 @@ def serve_api(database_url: str, work: Path) -> Iterator[tuple[str, int]]:
     log_path = work / "api.log"
     env = os.environ | {"LEADSCORE_DATABASE_URL": database_url, "LEADSCORE_HOME": str(work / "home")}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(uvicorn_command(port), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            uvicorn_command(port), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline, answer = time.monotonic() + STARTUP_TIMEOUT_SECONDS, "no answer"
@@ -136,12 +139,7 @@ def serve_api(database_url: str, work: Path) -> Iterator[tuple[str, int]]:
             time.sleep(0.2)
         yield base, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_groups([process.pid], timeout=15)
 
 
 def memory_mib(pid: int) -> dict[str, float]:

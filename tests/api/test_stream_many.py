@@ -18,6 +18,7 @@ import httpx
 import psycopg
 
 from leadscore_pipeline.db.urls import libpq_url
+from leadscore_pipeline.process_groups import stop_groups
 from tests.api.test_read import score_all
 from tests.pipeline.helpers import event, land
 from tests.polling import free_port, wait_for
@@ -38,7 +39,9 @@ def api_process(database_url: str, **settings: str) -> Iterator[str]:
     env = {**os.environ, "LEADSCORE_DATABASE_URL": database_url, "PGAPPNAME": API_APPLICATION_NAME, **settings}
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         base = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
@@ -52,12 +55,7 @@ def api_process(database_url: str, **settings: str) -> Iterator[str]:
             wait_for(healthy, "the API to start")
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_groups([process.pid], timeout=20)
             log.seek(0)
             print("--- API log (tail) ---\n" + log.read().decode(errors="replace")[-3000:])
 
