@@ -9,22 +9,12 @@ import psycopg
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from leadscore_pipeline.db.errors import data_error
 from leadscore_pipeline.ingest.records import FieldError
 
-# SQLSTATE classes that blame the data: data exception (NUL, bad JSON text), integrity constraint, program
-# limit exceeded (e.g. a value too big for an index entry).
-DATA_PROBLEM_CLASSES = frozenset(("22", "23", "54"))
 _COPY_CONTEXT = re.compile(r"COPY raw_deliveries, line (\d+)(?:, column (\w+))?")
 # raw_deliveries columns under the names a client sent them as.
 _REQUEST_FIELDS = {"external_id": "lead_id", "event_time": "timestamp", "lead_key": "email"}
-
-
-def _data_problem(exc: BaseException) -> psycopg.Error | None:
-    """The driver's error when it blames the data, else None."""
-    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
-    if isinstance(cause, psycopg.Error) and (cause.sqlstate or "")[:2] in DATA_PROBLEM_CLASSES:
-        return cause
-    return None
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -32,7 +22,7 @@ def database_unavailable(exc: BaseException) -> bool:
 
     psycopg counts class 54 (program limit exceeded) as an OperationalError too; that one blames the data."""
     unavailable = isinstance(exc, (OperationalError, psycopg.OperationalError, PoolTimeout))
-    return unavailable and _data_problem(exc) is None
+    return unavailable and data_error(exc) is None
 
 
 def landing_problem(exc: BaseException) -> FieldError | None:
@@ -40,7 +30,7 @@ def landing_problem(exc: BaseException) -> FieldError | None:
 
     `index` is the row's position in the COPY (the landed rows in request order); `field` is the column
     Postgres names, else `event`."""
-    cause = _data_problem(exc)
+    cause = data_error(exc)
     if cause is None:
         return None
     diag = cause.diag

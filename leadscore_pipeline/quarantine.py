@@ -13,22 +13,14 @@ from typing import TypeVar
 
 import psycopg
 
+from leadscore_pipeline.db.errors import is_data_error
+
 REASON_CHARS = 1000
 LEAD_KEY_CHARS = 200
-# SQLSTATE classes of errors the data causes: 22 data exception, 23 integrity constraint, 54 program limit
-# (an index row too large). Connection, resource and server errors are other classes.
-_DATA_ERROR_CLASSES = ("22", "23", "54")
 # Every read of raw_deliveries (aliased `r`) that makes events adds this condition.
 NOT_QUARANTINED = "not exists (select from quarantined_deliveries q where q.seq = r.seq)"
 
 Result = TypeVar("Result")
-
-
-def is_data_error(error: BaseException) -> bool:
-    # psycopg refuses text with NUL itself, with a DataError that has no SQLSTATE.
-    if isinstance(error, psycopg.DataError | psycopg.IntegrityError):
-        return True
-    return isinstance(error, psycopg.Error) and (error.sqlstate or "")[:2] in _DATA_ERROR_CLASSES
 
 
 def reason_of(error: psycopg.Error) -> str:
