@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench.table import number, verdict
 from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.process_groups import stop_groups
 
@@ -441,10 +442,6 @@ def read_step(
     }
 
 
-def _number(value: float | None, digits: int = 0) -> str:
-    return "" if value is None else f"{value:,.{digits}f}"
-
-
 def report_reads(result: dict) -> str:
     header = f"{'read':<36} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  bar"
     lines = [
@@ -454,18 +451,16 @@ def report_reads(result: dict) -> str:
         "-" * len(header),
     ]
     for read in result["reads"]:
-        verdict = {True: "PASS", False: "FAIL", None: ""}[read["passed"]]
-        bar = f"p99 < {read['bar_ms']:g} ms  {verdict}" if read["bar_ms"] is not None else ""
+        bar = f"p99 < {read['bar_ms']:g} ms  {verdict(read['passed'])}" if read["bar_ms"] is not None else ""
         lines.append(
-            f"{read['name'][:36]:<36} {_number(read['per_s']):>8} {_number(read['ratio'], 2):>6} "
-            f"{_number(read['p50_ms'], 1):>8} {_number(read['p99_ms'], 1):>8} {read['errors']:>7,}  {bar}"
+            f"{read['name'][:36]:<36} {number(read['per_s']):>8} {number(read['ratio'], 2):>6} "
+            f"{number(read['p50_ms'], 1):>8} {number(read['p99_ms'], 1):>8} {read['errors']:>7,}  {bar}"
         )
     lines.append("-" * len(header))
     rss = result["api_rss_mib"]
-    verdict = "PASS" if result["api_memory_passed"] else "FAIL"
     lines.append(
-        f"API process RSS: {_number(rss['at_start'])} MiB at start, {_number(rss['at_end'])} at end, "
-        f"peak {_number(rss['peak'])} MiB   bar {result['api_memory_bar']}  {verdict}"
+        f"API process RSS: {number(rss['at_start'])} MiB at start, {number(rss['at_end'])} at end, "
+        f"peak {number(rss['peak'])} MiB   bar {result['api_memory_bar']}  {verdict(result['api_memory_passed'])}"
     )
     held = [read for read in result["reads"] if read["passed"] is not None]
     lines.append(f"reads within their bar: {sum(read['passed'] for read in held)} of {len(held)}")

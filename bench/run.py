@@ -26,6 +26,7 @@ import psycopg
 
 from bench.generate import write_stream
 from bench.read import CONNECTIONS, READ_SECONDS, read_step, report_reads
+from bench.table import number, verdict
 from leadscore_pipeline.db.embedded import drop_database, ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.migrate import migrate
 from leadscore_pipeline.db.urls import libpq_url
@@ -350,14 +351,6 @@ def run(events: int, leads: int, seed: int, keep: bool, reads: dict[str, object]
 # --- the report -------------------------------------------------------------------------------------
 
 
-def _number(value: float | None, digits: int = 0) -> str:
-    return "" if value is None else f"{value:,.{digits}f}"
-
-
-def _verdict(passed: bool | None) -> str:
-    return {True: "PASS", False: "FAIL", None: ""}[passed]
-
-
 def report(result: dict[str, object]) -> str:
     header = f"{'step':<58} {'seconds':>8} {'events/s':>11} {'ceiling/s':>11} {'ratio':>6}  bar"
     lines = [
@@ -367,16 +360,16 @@ def report(result: dict[str, object]) -> str:
         "-" * len(header),
     ]
     for step in result["steps"]:
-        bar = f"{step['bar']}  {_verdict(step['passed'])}" if step["bar"] else ""
+        bar = f"{step['bar']}  {verdict(step['passed'])}" if step["bar"] else ""
         lines.append(
-            f"{step['name']:<58} {step['seconds']:>8.2f} {_number(step['per_s']):>11} "
-            f"{_number(step['ceiling_per_s']):>11} {_number(step['ratio'], 2):>6}  {bar}"
+            f"{step['name']:<58} {step['seconds']:>8.2f} {number(step['per_s']):>11} "
+            f"{number(step['ceiling_per_s']):>11} {number(step['ratio'], 2):>6}  {bar}"
         )
     lines.append("-" * len(header))
     by_step = ", ".join(f"{s['name']} {s['peak_rss_mib_after']:,.0f}" for s in result["scoring_steps"])
     lines.append(
         f"peak RSS of the scoring process: {result['peak_rss_mib']:,.0f} MiB   "
-        f"bar {result['memory_bar']}  {_verdict(result['memory_passed'])}"
+        f"bar {result['memory_bar']}  {verdict(result['memory_passed'])}"
     )
     lines.append(f"  high-water mark after each step (MiB): {by_step}")
     lines.append(f"landed {result['accepted']:,} events, rejected {result['rejected']:,}")
