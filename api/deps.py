@@ -1,21 +1,25 @@
-"""Request dependencies: settings, a pooled database connection per request, the live score stream."""
+"""Request dependencies: settings, pooled database connections (a transaction for writers, autocommit for
+readers), the live score stream."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.errors import field_error
 from api.stream import ScoreStream
 from leadscore_pipeline.db.engine import get_engine
+from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.settings import Settings, get_settings
 
 POOL_BUSY_RETRY_AFTER_SECONDS = 1
+READ_POOL_KEPT_OPEN = 2  # connections the read pool opens at start and keeps; more are opened under load
 
 
 def get_connection() -> Iterator[Connection]:
@@ -24,7 +28,33 @@ def get_connection() -> Iterator[Connection]:
         yield conn
 
 
-def reject_unstorable_parameters(request: Request) -> None:
+def read_pool(url: str) -> AsyncConnectionPool:
+    """The pool reads are served from: autocommit, so a read is one round trip (no BEGIN/COMMIT), and async, so a
+    read never waits for a worker thread. Bounded like the writers' pool; opened in the app's lifespan."""
+    settings = get_settings()
+    most = settings.db_pool_size + settings.db_max_overflow
+    return AsyncConnectionPool(
+        libpq_url(url),
+        min_size=min(READ_POOL_KEPT_OPEN, most),
+        max_size=most,
+        timeout=settings.db_pool_timeout_seconds,
+        kwargs={"autocommit": True},
+        configure=_plan_for_the_values_at_hand,
+        open=False,
+    )
+
+
+async def _plan_for_the_values_at_hand(conn: AsyncConnection) -> None:
+    # psycopg prepares a statement run often; a generic plan of it could not use the trigram index for a search.
+    await conn.execute("set plan_cache_mode = force_custom_plan")
+
+
+async def get_reader(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with request.app.state.read_pool.connection() as conn:
+        yield conn
+
+
+async def reject_unstorable_parameters(request: Request) -> None:
     """For every route: a path or query parameter holding NUL is a 422 naming it. Postgres text cannot hold
     NUL, so no stored value can match it, and psycopg refuses to send it."""
     named = [("path", request.path_params.items()), ("query", request.query_params.multi_items())]
@@ -38,7 +68,7 @@ def get_score_stream(request: Request) -> ScoreStream:
     return request.app.state.score_stream  # created in the app's lifespan, one per process
 
 
-async def database_busy(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+async def database_busy(_request: Request, _exc: Exception) -> JSONResponse:
     """Every pooled connection stayed busy past the pool timeout: a 503 the client may retry, not a 500."""
     settings = get_settings()
     limit = settings.db_pool_size + settings.db_max_overflow
@@ -54,6 +84,7 @@ async def database_busy(_request: Request, _exc: PoolTimeout) -> JSONResponse:
 
 
 ConnDep = Annotated[Connection, Depends(get_connection)]
+ReaderDep = Annotated[AsyncConnection, Depends(get_reader)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ScoreStreamDep = Annotated[ScoreStream, Depends(get_score_stream)]
 # Postgres OFFSET is a bigint: a larger number is the client's mistake (422), not a database error (500).

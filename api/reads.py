@@ -6,10 +6,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+import re
+import time
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
 from api.errors import field_error
@@ -24,21 +28,25 @@ SEARCH_COUNT_LIMIT = 1_000
 TIERS = ("cold", "warm", "hot", "qualified")
 
 
-def _rows(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    return [dict(row) for row in conn.exec_driver_sql(sql, params or {}).mappings()]
+# Requests read on pooled autocommit connections (api/deps.py): one round trip per query, no BEGIN/COMMIT.
+async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(sql, params or {})
+        return await cursor.fetchall()
 
 
-def _one(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    row = conn.exec_driver_sql(sql, params or {}).mappings().first()
-    return None if row is None else dict(row)
+async def _one(conn: AsyncConnection, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(sql, params or {})
+        return await cursor.fetchone()
 
 
 # --- leaderboard and lead list ---------------------------------------------------------------------
 
 
-def leaderboard(conn: Connection, limit: int) -> dict[str, Any]:
+async def leaderboard(conn: AsyncConnection, limit: int) -> dict[str, Any]:
     """Top leads in rank order: the first `limit` entries of the index current_scores_rank."""
-    rows = _rows(
+    rows = await _rows(
         conn,
         f"select {LEAD_COLUMNS}, as_of from leaderboard order by score desc, lead_key limit %(limit)s",
         {"limit": limit},
@@ -52,9 +60,11 @@ class LeadFilter:
     company: str | None = None
     tier: str | None = None
     search: str | None = None
+    # The term's rarest word, given to the trigram index alone (see search_probe); None: the whole term is.
+    probe: str | None = None
 
     def where(self) -> tuple[list[str], dict[str, Any]]:
-        """Conditions (each matching an index of migration 0006) and their parameters."""
+        """Conditions (each matching an index of migrations 0006 and 0008) and their parameters."""
         where: list[str] = []
         params: dict[str, Any] = {}
         if self.company is not None:
@@ -64,12 +74,60 @@ class LeadFilter:
             where.append("tier = %(tier)s")
             params["tier"] = self.tier
         if self.search:
-            # ilike '%...%' on each column: the pg_trgm GIN index current_scores_search serves all three. The
-            # lead_key is the normalized email (id:<external id> without one), so it stands for the email.
-            where.append("(lead_key ilike %(search)s or name ilike %(search)s or company ilike %(search)s)")
-            escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params["search"] = f"%{escaped}%"
+            where.append(self._search_condition())
+            params["search"] = _contains(self.search)
+            if self.probe is not None:
+                params["probe"] = _contains(self.probe)
         return where, params
+
+    def _search_condition(self) -> str:
+        if "\n" in self.search:  # search_text keeps the fields one per line: such a term is matched field by field
+            return "(lead_key ilike %(search)s or name ilike %(search)s or company ilike %(search)s)"
+        # The lead_key is the normalized email (id:<external id> without one), so it stands for the email.
+        if self.probe is None:
+            return "search_text like lower(%(search)s)"
+        # Every match holds the probe word: the index looks that up alone (an index given every word of a long
+        # term reads the long posting lists of its common ones); `|| ''` keeps the whole term out of the index.
+        return "search_text like lower(%(probe)s) and (search_text || '') like lower(%(search)s)"
+
+
+def _contains(text: str) -> str:
+    """A like pattern matching `text` anywhere, its wildcards escaped."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# Words as pg_trgm makes trigrams of them: runs of letters and digits; shorter than a trigram, a word finds nothing.
+_WORD = re.compile(r"[^\W_]+")
+_TRIGRAM = 3
+SEARCH_SAMPLES_MAX_AGE_SECONDS = 300.0
+_search_samples: tuple[float, list[str]] = (float("-inf"), [])
+
+
+async def _samples(conn: AsyncConnection) -> list[str]:
+    """The planner's sample of search_text (its histogram, from the last ANALYZE), kept a few minutes per process."""
+    global _search_samples
+    taken, samples = _search_samples
+    if time.monotonic() - taken > SEARCH_SAMPLES_MAX_AGE_SECONDS:
+        row = await _one(
+            conn,
+            """select histogram_bounds::text::text[] as samples from pg_stats
+               where schemaname = current_schema() and tablename = 'current_scores' and attname = 'search_text'""",
+        )
+        samples = (row or {}).get("samples") or []
+        _search_samples = (time.monotonic(), samples)
+    return samples
+
+
+async def search_probe(conn: AsyncConnection, lead_filter: LeadFilter) -> LeadFilter:
+    """The filter with its probe: of a term of several words, the one found in the fewest sampled leads (ties: the
+    longest). Which word it is changes only the cost, never the result: every match contains each of its words."""
+    term = lead_filter.search or ""
+    words = [word.lower() for word in _WORD.findall(term) if len(word) >= _TRIGRAM]
+    if "\n" in term or not words or words == [term.lower()]:
+        return lead_filter
+    samples = await _samples(conn)
+    rarest = min(words, key=lambda word: (sum(word in sample for sample in samples), -len(word)))
+    return replace(lead_filter, probe=rarest)
 
 
 def _key_order(sort_by: str, order: str) -> str:
@@ -132,8 +190,8 @@ def _segments_after(sort_by: str, order: str, value: Any, nullable: bool) -> lis
     return segments
 
 
-def lead_page(
-    conn: Connection,
+async def lead_page(
+    conn: AsyncConnection,
     lead_filter: LeadFilter,
     sort_by: str,
     order: str,
@@ -142,13 +200,14 @@ def lead_page(
     cursor: str | None,
 ) -> dict[str, Any]:
     """One page of leads: by offset, or after a keyset cursor (then offset is ignored and reported as 0)."""
+    lead_filter = await search_probe(conn, lead_filter)
     where, params = lead_filter.where()
     order_by = _order_by(sort_by, order)
     select = f"select {LEAD_COLUMNS} from leaderboard"
     if cursor is None:
         condition = " and ".join(where) or "true"
         sql = f"{select} where {condition} order by {order_by} limit %(limit)s offset %(offset)s"
-        rows = _rows(conn, sql, {**params, "limit": limit, "offset": offset})
+        rows = await _rows(conn, sql, {**params, "limit": limit, "offset": offset})
     else:
         value, key = decode_cursor(cursor, sort_by)
         offset = 0
@@ -157,13 +216,13 @@ def lead_page(
             condition = " and ".join([*where, segment])
             sql = f"{select} where {condition} order by {order_by} limit %(limit)s"
             segment_params = {**params, "limit": limit - len(rows), "cursor_value": value, "cursor_key": key}
-            rows += _rows(conn, sql, segment_params)
+            rows += await _rows(conn, sql, segment_params)
             if len(rows) == limit:
                 break
     if cursor is None and len(rows) < limit and (rows or offset == 0):
         total, exact = offset + len(rows), True  # the last page by offset: the count is known without counting
     else:
-        total, exact = lead_total(conn, lead_filter)
+        total, exact = await lead_total(conn, lead_filter)
     next_cursor = encode_cursor(sort_by, rows[-1]) if len(rows) == limit else None
     return {
         "total": total,
@@ -175,23 +234,23 @@ def lead_page(
     }
 
 
-def lead_total(conn: Connection, lead_filter: LeadFilter) -> tuple[int, bool]:
+async def lead_total(conn: AsyncConnection, lead_filter: LeadFilter) -> tuple[int, bool]:
     """How many leads match, and whether that is exact. Exact and O(1) from serving_totals (no filter, tier) or
     company_totals (company); company and tier: an index-only count over that company's leads; any search: counted
     up to SEARCH_COUNT_LIMIT (1,000), past which the total is that lower bound and not exact."""
     company, tier, search = lead_filter.company, lead_filter.tier, lead_filter.search
     if not search and company is None:
         column = tier if tier in TIERS else "leads"
-        return _one(conn, f"select {column} as n from serving_totals")["n"], True
+        return (await _one(conn, f"select {column} as n from serving_totals"))["n"], True
     if not search and tier is None:
         sql = "select coalesce(sum(leads), 0)::bigint as n from company_totals where lower(company) = lower(%(c)s)"
-        return _one(conn, sql, {"c": company})["n"], True
+        return (await _one(conn, sql, {"c": company}))["n"], True
     where, params = lead_filter.where()
     condition = " and ".join(where)
     if not search:
-        return _one(conn, f"select count(*) as n from leaderboard where {condition}", params)["n"], True
+        return (await _one(conn, f"select count(*) as n from leaderboard where {condition}", params))["n"], True
     sql = f"select count(*) as n from (select 1 from leaderboard where {condition} limit %(cap)s) as matches"
-    n = _one(conn, sql, {**params, "cap": SEARCH_COUNT_LIMIT + 1})["n"]
+    n = (await _one(conn, sql, {**params, "cap": SEARCH_COUNT_LIMIT + 1}))["n"]
     return (n, True) if n <= SEARCH_COUNT_LIMIT else (SEARCH_COUNT_LIMIT, False)
 
 
@@ -229,8 +288,8 @@ EXPORT_EVENTS_QUERY = f"""
 # --- one lead ----------------------------------------------------------------------------------------
 
 
-def lead_detail(conn: Connection, lead_key: str) -> dict[str, Any] | None:
-    lead = _one(
+async def lead_detail(conn: AsyncConnection, lead_key: str) -> dict[str, Any] | None:
+    lead = await _one(
         conn,
         f"""select {LEAD_COLUMNS}, score_at_last_event, first_event_at, event_count as events, as_of
             from leaderboard where lead_key = %(lead_key)s""",
@@ -238,7 +297,7 @@ def lead_detail(conn: Connection, lead_key: str) -> dict[str, Any] | None:
     )
     if lead is None:
         return None
-    by_type = _rows(
+    by_type = await _rows(
         conn,
         """select event_type, events, points from lead_event_stats
            where lead_key = %(lead_key)s and events > 0 order by points desc, event_type""",
@@ -247,13 +306,13 @@ def lead_detail(conn: Connection, lead_key: str) -> dict[str, Any] | None:
     return {**lead, "points_by_event_type": by_type}
 
 
-def lead_history(conn: Connection, lead_key: str, limit: int, offset: int) -> dict[str, Any] | None:
+async def lead_history(conn: AsyncConnection, lead_key: str, limit: int, offset: int) -> dict[str, Any] | None:
     """Newest first off the primary key (lead_key, event_time, event_id), read backwards; total by index-only count."""
     params = {"lead_key": lead_key, "limit": limit, "offset": offset}
-    total = _one(conn, "select count(*) as n from score_history where lead_key = %(lead_key)s", params)["n"]
+    total = (await _one(conn, "select count(*) as n from score_history where lead_key = %(lead_key)s", params))["n"]
     if total == 0:
         return None
-    rows = _rows(
+    rows = await _rows(
         conn,
         """select event_id, event_type, event_time, points, decay, change, score_after from score_history
            where lead_key = %(lead_key)s order by event_time desc, event_id desc
@@ -266,9 +325,9 @@ def lead_history(conn: Connection, lead_key: str, limit: int, offset: int) -> di
 # --- analytics -----------------------------------------------------------------------------------------
 
 
-def summary(conn: Connection) -> dict[str, Any]:
+async def summary(conn: AsyncConnection) -> dict[str, Any]:
     """Maintained totals (one row) and the active rules (a handful)."""
-    row = _one(
+    row = await _one(
         conn,
         """select leads, events, duplicates, conflicts, rejections, total_points, cold, warm, hot, qualified,
                (select count(*) from rules where active) as active_rules
@@ -278,33 +337,33 @@ def summary(conn: Connection) -> dict[str, Any]:
     return {**row, "tiers": tiers}
 
 
-def companies(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    return _rows(
+async def companies(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    return await _rows(
         conn,
         "select * from company_summary order by leads desc, total_score desc, company limit %(limit)s",
         {"limit": limit},
     )
 
 
-def events_per_period(conn: Connection, unit: str, start: date) -> list[tuple[date, str, int]]:
+async def events_per_period(conn: AsyncConnection, unit: str, start: date) -> list[dict[str, Any]]:
     """Events per day or month and type from `start` on (unit is 'day' or 'month', whitelisted by the caller)."""
-    rows = conn.exec_driver_sql(
+    return await _rows(
+        conn,
         f"""select date_trunc('{unit}', day)::date as period, event_type, sum(events)::int as events
             from daily_events where day >= %(start)s group by 1, 2""",
         {"start": start},
-    ).all()
-    return [tuple(row) for row in rows]
+    )
 
 
-def event_type_totals(conn: Connection) -> list[dict[str, Any]]:
-    return _rows(conn, "select * from event_type_summary order by events desc, event_type")
+async def event_type_totals(conn: AsyncConnection) -> list[dict[str, Any]]:
+    return await _rows(conn, "select * from event_type_summary order by events desc, event_type")
 
 
 # --- pipeline status -------------------------------------------------------------------------------------
 
 
-def pipeline_status(conn: Connection, shown: int) -> dict[str, Any]:
-    row = _one(
+async def pipeline_status(conn: AsyncConnection, shown: int) -> dict[str, Any]:
+    row = await _one(
         conn,
         """select
                (select coalesce(max(seq), 0) from raw_deliveries) as landed_through,
@@ -318,7 +377,7 @@ def pipeline_status(conn: Connection, shown: int) -> dict[str, Any]:
                (select count(*) from quarantined_deliveries) as quarantined
            from pipeline_state s""",
     )
-    latest = _rows(
+    latest = await _rows(
         conn,
         """select seq, event_id, lead_key, step, reason, quarantined_at from quarantined_deliveries
            order by quarantined_at desc, seq desc limit %(shown)s""",
@@ -346,11 +405,11 @@ RECEIPT_CONTENT = (
 )  # fmt: skip
 
 
-def event_deliveries(conn: Connection, event_id: str) -> list[dict[str, Any]]:
+async def event_deliveries(conn: AsyncConnection, event_id: str) -> list[dict[str, Any]]:
     """Every delivery of an event id in landing order (index raw_deliveries_event_id), each with the quarantine's
     `reason` and cut-short `quarantined_lead_key` when it was set aside (primary key of quarantined_deliveries),
     both null otherwise: two index reads, no join."""
-    deliveries = _rows(
+    deliveries = await _rows(
         conn,
         f"""select seq, channel, received_at, {", ".join(RECEIPT_CONTENT)} from raw_deliveries
             where event_id = %(id)s order by seq""",
@@ -360,7 +419,7 @@ def event_deliveries(conn: Connection, event_id: str) -> list[dict[str, Any]]:
         return []
     quarantined = {
         row["seq"]: row
-        for row in _rows(
+        for row in await _rows(
             conn,
             """select seq, lead_key, 'set aside at the ' || step || ' step: ' || reason as reason
                from quarantined_deliveries where seq = any(%(seqs)s)""",
@@ -378,18 +437,18 @@ def event_deliveries(conn: Connection, event_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def event_rejections(conn: Connection, event_id: str) -> list[dict[str, Any]]:
+async def event_rejections(conn: AsyncConnection, event_id: str) -> list[dict[str, Any]]:
     """The CSV rows rejected with this event id (index ingest_rejections_event_id), in the order they came."""
-    return _rows(
+    return await _rows(
         conn,
         "select file_name, line, reason, received_at from ingest_rejections where event_id = %(id)s order by id",
         {"id": event_id},
     )
 
 
-def event_served(conn: Connection, event_id: str) -> bool | None:
+async def event_served(conn: AsyncConnection, event_id: str) -> bool | None:
     """Whether the event has been scored and served; None when it is not a clean event (yet)."""
-    row = _one(
+    row = await _one(
         conn,
         """select seq <= (select served_through from pipeline_state) as served
            from clean_events where event_id = %(id)s""",
@@ -405,7 +464,7 @@ def event_served(conn: Connection, event_id: str) -> bool | None:
 REJECTION_COUNT_LIMIT = SEARCH_COUNT_LIMIT
 
 
-def rejection_page(conn: Connection, file_name: str | None, limit: int, offset: int) -> dict[str, Any]:
+async def rejection_page(conn: AsyncConnection, file_name: str | None, limit: int, offset: int) -> dict[str, Any]:
     """One page of rejected rows, newest files first and in line order within a file (a file's rows land in one
     transaction with one receive time, in line order, so `id` orders them). The total: known from the
     page when it is the last one; else, unfiltered, the maintained counter (serving_totals.rejections, migration
@@ -413,7 +472,7 @@ def rejection_page(conn: Connection, file_name: str | None, limit: int, offset: 
     # md5 first so the file index (migration 0007) is used; the name itself then rules out a collision.
     where = "where md5(file_name) = md5(%(file_name)s) and file_name = %(file_name)s" if file_name is not None else ""
     params = {"file_name": file_name, "limit": limit, "offset": offset}
-    rows = _rows(
+    rows = await _rows(
         conn,
         f"""select * from ingest_rejections {where} order by received_at desc, id
             limit %(limit)s offset %(offset)s""",
@@ -422,17 +481,17 @@ def rejection_page(conn: Connection, file_name: str | None, limit: int, offset: 
     if len(rows) < limit and (rows or offset == 0):
         total, exact = offset + len(rows), True  # the last page: the count is known without counting
     elif file_name is None:
-        total, exact = _one(conn, "select rejections as n from serving_totals")["n"], True
+        total, exact = (await _one(conn, "select rejections as n from serving_totals"))["n"], True
     else:
         sql = f"select count(*) as n from (select 1 from ingest_rejections {where} limit %(cap)s) as matches"
-        n = _one(conn, sql, {**params, "cap": REJECTION_COUNT_LIMIT + 1})["n"]
+        n = (await _one(conn, sql, {**params, "cap": REJECTION_COUNT_LIMIT + 1}))["n"]
         exact = n <= REJECTION_COUNT_LIMIT
         # Past the cap, a lower bound: never below the rows this page has shown to be there.
         total = n if exact else max(REJECTION_COUNT_LIMIT, offset + len(rows))
     return {"total": total, "total_exact": exact, "rejections": rows}
 
 
-# --- scoring rules ---------------------------------------------------------------------------------------
+# --- scoring rules: read inside the rules writers' transactions too, so on their SQLAlchemy connection ----------
 
 RULE_COLUMNS = "event_type, points, active, updated_at"
 
@@ -442,9 +501,13 @@ def rules_version(conn: Connection) -> int:
 
 
 def rules(conn: Connection) -> list[dict[str, Any]]:
-    return _rows(conn, f"select {RULE_COLUMNS} from rules order by event_type")
+    return [
+        dict(row) for row in conn.exec_driver_sql(f"select {RULE_COLUMNS} from rules order by event_type").mappings()
+    ]
 
 
 def rule(conn: Connection, event_type: str) -> dict[str, Any] | None:
     """One rule by its (normalized) event type, off the primary key."""
-    return _one(conn, f"select {RULE_COLUMNS} from rules where event_type = %(t)s", {"t": event_type})
+    sql = f"select {RULE_COLUMNS} from rules where event_type = %(t)s"
+    row = conn.exec_driver_sql(sql, {"t": event_type}).mappings().first()
+    return None if row is None else dict(row)

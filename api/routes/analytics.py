@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api import reads
-from api.deps import ConnDep
+from api.deps import ReaderDep
 from leadscore_pipeline import clock
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -75,13 +75,13 @@ class EventTypes(BaseModel):
 
 
 @router.get("/summary", response_model=Summary)
-def summary(conn: ConnDep) -> dict:
-    return reads.summary(conn)
+async def summary(conn: ReaderDep) -> dict:
+    return await reads.summary(conn)
 
 
 @router.get("/companies", response_model=Companies)
-def companies(conn: ConnDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
-    return {"companies": reads.companies(conn, limit)}
+async def companies(conn: ReaderDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
+    return {"companies": await reads.companies(conn, limit)}
 
 
 def _periods(trend_range: TrendRange, today: date) -> tuple[str, list[date]]:
@@ -98,21 +98,21 @@ def _periods(trend_range: TrendRange, today: date) -> tuple[str, list[date]]:
 
 
 @router.get("/trends", response_model=Trends)
-def trends(conn: ConnDep, range: TrendRange = TrendRange.week) -> dict:
+async def trends(conn: ReaderDep, range: TrendRange = TrendRange.week) -> dict:
     """Events per UTC day (7d, 30d) or month (6m, 1y) by event time, zero-filled, ending today."""
     unit, periods = _periods(range, clock.utc_now().date())
-    rows = reads.events_per_period(conn, unit, periods[0])
+    rows = await reads.events_per_period(conn, unit, periods[0])
     by_period: dict[date, dict[str, int]] = {period: {} for period in periods}
-    for period, event_type, events in rows:
-        if period in by_period:
-            by_period[period][event_type] = events
+    for row in rows:
+        if row["period"] in by_period:
+            by_period[row["period"]][row["event_type"]] = row["events"]
     points = [{"period": p, "events": sum(types.values()), "by_type": types} for p, types in by_period.items()]
     return {"range": range, "unit": unit, "points": points}
 
 
 @router.get("/event-types", response_model=EventTypes)
-def event_types(conn: ConnDep) -> dict:
-    rows = reads.event_type_totals(conn)
+async def event_types(conn: ReaderDep) -> dict:
+    rows = await reads.event_type_totals(conn)
     return {
         "event_types": [row for row in rows if row["events"] > 0],
         "conversion_drivers": sorted(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api import reads
-from api.deps import ConnDep, OffsetQuery
+from api.deps import OffsetQuery, ReaderDep
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"])
 
@@ -36,11 +36,11 @@ class Rejections(BaseModel):
 
 
 @router.get("/rejections", response_model=Rejections)
-def rejections(
-    conn: ConnDep,
+async def rejections(
+    conn: ReaderDep,
     file_name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: OffsetQuery = 0,
 ) -> dict:
     """Newest files first, in line order within a file."""
-    return reads.rejection_page(conn, file_name, limit, offset)
+    return await reads.rejection_page(conn, file_name, limit, offset)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api import reads
-from api.deps import ConnDep, OffsetQuery
+from api.deps import OffsetQuery, ReaderDep
 from api.errors import field_error
 from api.schemas import LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier
 
@@ -29,13 +29,13 @@ class Order(StrEnum):
 
 
 @router.get("/leaderboard", response_model=Leaderboard)
-def leaderboard(conn: ConnDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
-    return reads.leaderboard(conn, limit)
+async def leaderboard(conn: ReaderDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
+    return await reads.leaderboard(conn, limit)
 
 
 @router.get("/leads", response_model=LeadPage)
-def list_leads(
-    conn: ConnDep,
+async def list_leads(
+    conn: ReaderDep,
     company: str | None = None,
     tier: Tier | None = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
@@ -51,25 +51,25 @@ def list_leads(
     ] = None,
 ) -> dict:
     lead_filter = reads.LeadFilter(company=company, tier=tier, search=search)
-    return reads.lead_page(conn, lead_filter, sort_by.value, order.value, limit, offset, cursor)
+    return await reads.lead_page(conn, lead_filter, sort_by.value, order.value, limit, offset, cursor)
 
 
 @router.get("/leads/{lead_key}", response_model=LeadDetail)
-def lead_detail(lead_key: str, conn: ConnDep) -> dict:
-    lead = reads.lead_detail(conn, lead_key)
+async def lead_detail(lead_key: str, conn: ReaderDep) -> dict:
+    lead = await reads.lead_detail(conn, lead_key)
     if lead is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     return lead
 
 
 @router.get("/leads/{lead_key}/history", response_model=LeadHistory)
-def lead_history(
+async def lead_history(
     lead_key: str,
-    conn: ConnDep,
+    conn: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: OffsetQuery = 0,
 ) -> dict:
-    history = reads.lead_history(conn, lead_key, limit, offset)
+    history = await reads.lead_history(conn, lead_key, limit, offset)
     if history is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     return history

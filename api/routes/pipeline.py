@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import reads
-from api.deps import ConnDep
+from api.deps import ReaderDep
 from api.schemas import PipelineStatus
 
 router = APIRouter(prefix="/api/pipeline", tags=["pipeline"])
@@ -14,5 +14,5 @@ QUARANTINED_SHOWN = 5
 
 
 @router.get("/status", response_model=PipelineStatus)
-def pipeline_status(conn: ConnDep) -> dict:
-    return reads.pipeline_status(conn, QUARANTINED_SHOWN)
+async def pipeline_status(conn: ReaderDep) -> dict:
+    return await reads.pipeline_status(conn, QUARANTINED_SHOWN)

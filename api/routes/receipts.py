@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api import reads
-from api.deps import ConnDep
+from api.deps import ReaderDep
 from api.errors import field_error
 
 router = APIRouter(prefix="/api/events", tags=["events"])
@@ -44,12 +44,12 @@ class Receipt(BaseModel):
 
 
 @router.get("/{event_id}", response_model=Receipt)
-def receipt(event_id: str, conn: ConnDep) -> dict:
+async def receipt(event_id: str, conn: ReaderDep) -> dict:
     """`status` is that of the latest delivery: the event itself (landed, then scored), a later `duplicate`
     (same content) or `conflict` (other content) that was ignored, or one `quarantined`: set aside because a
     pipeline step failed on it (the next delivery, if any, is the event)."""
-    deliveries = reads.event_deliveries(conn, event_id)
-    rejections = reads.event_rejections(conn, event_id)
+    deliveries = await reads.event_deliveries(conn, event_id)
+    rejections = await reads.event_rejections(conn, event_id)
     if not deliveries and not rejections:
         raise field_error(404, "event_id", f"no delivery or rejection of {event_id!r}")
     if not deliveries:
@@ -57,7 +57,7 @@ def receipt(event_id: str, conn: ConnDep) -> dict:
                 "deliveries": [], "rejections": rejections}  # fmt: skip
 
     first = next((d for d in deliveries if d["reason"] is None), None)
-    served = reads.event_served(conn, event_id)
+    served = await reads.event_served(conn, event_id)
     event_status = "quarantined" if first is None else "scored" if served else "landed"
     rows = []
     for delivery in deliveries:

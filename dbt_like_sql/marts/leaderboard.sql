@@ -16,5 +16,6 @@ select
     current.last_event_at,
     current.rules_version,
     current.previous_score,
-    current.change_id
+    current.change_id,
+    current.search_text
 from {{ ref('current_scores') }} as current

@@ -3,13 +3,15 @@ offset still pages; search is a case-insensitive substring of email, name or com
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
+import psycopg
 import pytest
 
 from api import reads
-from leadscore_pipeline.db.engine import engine_for
+from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.microbatch import run_all_steps
 from leadscore_pipeline.refresh import Scope
 from tests.pipeline.helpers import event, land
@@ -130,6 +132,59 @@ def test_search_is_a_case_insensitive_substring_of_email_name_or_company(client,
     assert found("crm-") == {f"id:crm-{i}" for i in range(4)}
 
 
+def test_a_term_never_matches_across_fields(client, leads):
+    # search_text holds the fields one per line: "io" ends an email and "ann" begins that lead's name
+    assert found_keys(client, "d0.io") and found_keys(client, "ann")
+    assert found_keys(client, "d0.io\nAnn") == set() and found_keys(client, "io ann") == set()
+
+
+def found_keys(client, text: str) -> set[str]:
+    return set(walk(client, limit=50, search=text))
+
+
+@pytest.mark.parametrize("term", ["lead03@d0.io", "Ann lead", "d1.io", "cme@"])
+def test_whichever_word_the_index_is_given_the_matches_are_the_same(db, leads, term):
+    async def matches(lead_filter: reads.LeadFilter) -> list[str]:
+        async with await psycopg.AsyncConnection.connect(libpq_url(db), autocommit=True) as conn:
+            where, params = lead_filter.where()
+            rows = await reads._rows(conn, f"select lead_key from leaderboard where {' and '.join(where)}", params)
+            return sorted(row["lead_key"] for row in rows)
+
+    whole = asyncio.run(matches(reads.LeadFilter(search=term)))
+    words = [word for word in reads._WORD.findall(term.lower()) if len(word) >= 3]
+    by_probe = {word: asyncio.run(matches(reads.LeadFilter(search=term, probe=word))) for word in words}
+    assert all(found == whole for found in by_probe.values()), (whole, by_probe)
+    naive = expected(leads, "score", "desc", "lead_key ilike %(t)s or name ilike %(t)s or company ilike %(t)s",
+                     {"t": f"%{term}%"})  # fmt: skip
+    assert whole == sorted(naive)
+
+
+def test_the_probe_is_the_word_fewest_sampled_leads_hold(db, leads, monkeypatch):
+    samples = ["chen.nguyen.1@initech.example", "ann.chen.2@acme.example", "bo.li.3@initech.example"]
+    monkeypatch.setattr(reads, "_search_samples", (float("inf"), samples))
+
+    async def probe(term: str) -> str | None:
+        async with await psycopg.AsyncConnection.connect(libpq_url(db), autocommit=True) as conn:
+            return (await reads.search_probe(conn, reads.LeadFilter(search=term))).probe
+
+    assert asyncio.run(probe("chen.nguyen.462579@initech.example")) == "462579"  # in no sample; longer ties lose
+    assert asyncio.run(probe("Chen Nguyen")) == "nguyen"  # in one sample, chen in two
+    assert asyncio.run(probe("nguyen")) is None and asyncio.run(probe("ab.cd")) is None  # one word / no trigram
+
+
+def test_a_long_term_gives_the_index_its_rarest_word_alone(db, leads, monkeypatch):
+    monkeypatch.setattr(reads, "_search_samples", (float("inf"), ["lead01@d1.io\nbob\nglobex"]))
+
+    async def search(conn) -> None:
+        await reads.lead_page(conn, reads.LeadFilter(search="Bob lead03"), "score", "desc", 5, 0, None)
+
+    # A few test rows: only with plain index scans priced out too is the trigram index the cheaper way to them.
+    [page, *_] = plans(db, monkeypatch, search, priced_out=("seqscan", "indexscan"))
+    assert "current_scores_search" in page and "%lead03%" in page, page
+    [index_condition] = [line for line in page.splitlines() if "Index Cond" in line]
+    assert "bob" not in index_condition, page
+
+
 def test_totals_are_exact_or_say_they_are_not(client, leads, monkeypatch):
     def page(**params) -> dict:
         return client.get("/api/leads", params={"limit": 2, **params}).json()
@@ -183,25 +238,35 @@ def test_export_takes_the_list_filters(client, leads):
     assert len(csv_lines) == 1 + 4 and csv_lines[0].startswith("lead_key,")
 
 
-def plans(db: str, monkeypatch, call) -> list[str]:
-    """The plans of the queries api/reads.py runs for `call`, with seq scans and sorts priced out: a plan that
-    still sorts or scans current_scores has no index that gives that order or filter."""
+def plans(db: str, monkeypatch, call, priced_out=("seqscan", "sort")) -> list[str]:
+    """The plans of the queries api/reads.py runs for `call` (an async function of a connection), with seq scans
+    and sorts priced out: a plan that still sorts or scans current_scores has no index that gives that order or
+    filter."""
     captured: list[str] = []
     real_rows, real_one = reads._rows, reads._one
 
-    def explain(conn, sql, params=None) -> None:
-        captured.append("\n".join(row[0] for row in conn.exec_driver_sql("explain " + sql, params or {}).all()))
+    async def explain(conn, sql, params=None) -> None:
+        rows = await (await conn.execute("explain " + sql, params or {})).fetchall()
+        captured.append("\n".join(row[0] for row in rows))
 
-    monkeypatch.setattr(
-        reads, "_rows", lambda conn, sql, params=None: explain(conn, sql, params) or real_rows(conn, sql, params)
-    )
-    monkeypatch.setattr(
-        reads, "_one", lambda conn, sql, params=None: explain(conn, sql, params) or real_one(conn, sql, params)
-    )
-    with engine_for(db).begin() as conn:
-        conn.exec_driver_sql("set local enable_seqscan = off")
-        conn.exec_driver_sql("set local enable_sort = off")
-        call(conn)
+    async def rows(conn, sql, params=None):
+        await explain(conn, sql, params)
+        return await real_rows(conn, sql, params)
+
+    async def one(conn, sql, params=None):
+        await explain(conn, sql, params)
+        return await real_one(conn, sql, params)
+
+    monkeypatch.setattr(reads, "_rows", rows)
+    monkeypatch.setattr(reads, "_one", one)
+
+    async def planned() -> None:
+        async with await psycopg.AsyncConnection.connect(libpq_url(db), autocommit=True) as conn:
+            for method in priced_out:
+                await conn.execute(f"set enable_{method} = off")
+            await call(conn)
+
+    asyncio.run(planned())
     return [plan for plan in captured if "current_scores" in plan]
 
 
@@ -213,11 +278,11 @@ CURSOR_CASES = [(reads.LeadFilter(), key, order) for key, order in SORTS] + [
 
 @pytest.mark.parametrize(("lead_filter", "sort_by", "order"), CURSOR_CASES)
 def test_every_lead_list_order_is_read_off_an_index(db, leads, monkeypatch, lead_filter, sort_by, order):
-    def pages(conn) -> None:
-        first = reads.lead_page(conn, lead_filter, sort_by, order, 2, 0, None)
-        reads.lead_page(conn, lead_filter, sort_by, order, 2, 0, first["next_cursor"])
-        reads.lead_page(conn, lead_filter, sort_by, order, 2, 4, None)
-        reads.leaderboard(conn, 10)
+    async def pages(conn) -> None:
+        first = await reads.lead_page(conn, lead_filter, sort_by, order, 2, 0, None)
+        await reads.lead_page(conn, lead_filter, sort_by, order, 2, 0, first["next_cursor"])
+        await reads.lead_page(conn, lead_filter, sort_by, order, 2, 4, None)
+        await reads.leaderboard(conn, 10)
 
     found = plans(db, monkeypatch, pages)
     assert len(found) >= 4
