@@ -4,10 +4,15 @@ import dagster as dg
 
 from leadscore_pipeline.refresh import Scope
 from leadscore_pipeline.scoring.params import LEAD_BUCKETS
+from leadscore_pipeline.settings import get_settings
 
 lead_buckets = dg.StaticPartitionsDefinition([f"{bucket:02d}" for bucket in range(LEAD_BUCKETS)])
-# Every bucketed asset: one run covers a whole range of buckets (a micro-batch takes all 16 at once).
-BY_BUCKET = {"partitions_def": lead_buckets, "backfill_policy": dg.BackfillPolicy.single_run()}
+# Every bucketed asset: one run covers a range of buckets. A micro-batch takes all 16 at once (its work is what
+# landed); a backfill (a replay) is a run per group of buckets, so each run holds only its buckets' history.
+BY_BUCKET = {
+    "partitions_def": lead_buckets,
+    "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=get_settings().replay_buckets_per_run),
+}
 
 # A sensor-started micro-batch carries these tags; any other run (a UI backfill, `leadscore replay`,
 # the daily decay) rebuilds its buckets in full.
@@ -18,10 +23,14 @@ THROUGH_SEQ_TAG = "leadscore/through_seq"
 
 def all_buckets_tags() -> dict[str, str]:
     """Tags that make one run cover every bucket (a single-run range over the partitions)."""
-    keys = lead_buckets.get_partition_keys()
+    return bucket_range_tags(tuple(range(LEAD_BUCKETS)))
+
+
+def bucket_range_tags(buckets: tuple[int, ...]) -> dict[str, str]:
+    """Tags that make one run cover a range of consecutive buckets."""
     return {
-        "dagster/asset_partition_range_start": keys[0],
-        "dagster/asset_partition_range_end": keys[-1],
+        "dagster/asset_partition_range_start": f"{min(buckets):02d}",
+        "dagster/asset_partition_range_end": f"{max(buckets):02d}",
     }
 
 

@@ -224,10 +224,17 @@ def _rebuilt_clean_rows(
 ) -> pl.DataFrame:
     """The clean events of `buckets` from every delivery through `through` (a function of its own so the
     deliveries are freed before the diff against the table is read)."""
-    # The first delivery of an event may belong to another bucket, so dedup sees every delivery.
+    # The first delivery of an event may belong to another bucket: every delivery of each event that has one in
+    # these buckets is read (Postgres shuffles by event id), so memory follows the buckets, not all history.
+    of_these_events = (
+        ""
+        if set(buckets) >= set(ALL_BUCKETS)
+        else f"and r.event_id in (select event_id from raw_deliveries where lead_bucket in {buckets_sql(buckets)})"
+    )
     deliveries = read_frame(
         conn,
-        f"select {_DELIVERY_COLUMNS} from raw_deliveries r where r.seq <= {{through}} and {quarantine.NOT_QUARANTINED}",
+        f"""select {_DELIVERY_COLUMNS} from raw_deliveries r
+            where r.seq <= {{through}} and {quarantine.NOT_QUARANTINED} {of_these_events}""",
         DELIVERY_SCHEMA,
         {"through": through},
     ).lazy()

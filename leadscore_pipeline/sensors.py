@@ -15,9 +15,16 @@ from leadscore_pipeline import clock
 from leadscore_pipeline.dropzone import complete_files
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.jobs import land_dropped_files, score_deliveries
-from leadscore_pipeline.partitions import MICROBATCH, MODE_TAG, THROUGH_SEQ_TAG, all_buckets_tags
+from leadscore_pipeline.partitions import (
+    MICROBATCH,
+    MODE_TAG,
+    THROUGH_SEQ_TAG,
+    all_buckets_tags,
+    bucket_range_tags,
+)
 from leadscore_pipeline.refresh import microbatched_through
 from leadscore_pipeline.resources import PostgresResource
+from leadscore_pipeline.scoring.params import bucket_groups
 from leadscore_pipeline.settings import get_settings
 
 IN_FLIGHT = [
@@ -27,6 +34,7 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
 ]
 TRIGGER_TAG = "leadscore/trigger"
+BUCKETS_TAG = "leadscore/buckets"  # the bucket range of a rules rescore's run, e.g. "04-07"
 # Dagster tags a failed run "true" when its run retries will run it again (as a new run, with the same tags).
 WILL_RETRY_TAG = "dagster/will_retry"
 ENDED_BADLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -122,25 +130,39 @@ def new_deliveries_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
     job=score_deliveries,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Rescores every bucket when the rules (or scoring settings) changed since its scores.",
+    description="Rescores the buckets whose scores predate the rules (or scoring settings): a run per bucket group.",
 )
 def rules_change_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     with postgres.connect() as conn:
-        rules_version, scored_version = conn.execute(
-            "select rules_version, (select min(rules_version) from bucket_state) from pipeline_state"
-        ).fetchone()
-    if scored_version >= rules_version:
+        (rules_version,) = conn.execute("select rules_version from pipeline_state").fetchone()
+        stale = {
+            bucket
+            for (bucket,) in conn.execute(
+                "select lead_bucket from bucket_state where rules_version < %s", (rules_version,)
+            ).fetchall()
+        }
+    if not stale:
         return dg.SkipReason(f"scores reflect rules version {rules_version}")
     trigger = f"rules-v{rules_version}"
-    running, failure = runs_of(context.instance, {TRIGGER_TAG: trigger})
-    if running:
-        return dg.SkipReason(f"the rescore for rules version {rules_version} is in flight")
-    if reason := retry_wait_reason(f"the rescore for rules version {rules_version}", failure):
-        return dg.SkipReason(reason)
-    return dg.RunRequest(
-        run_key=trigger + (failure.run_key_suffix() if failure else ""),
-        tags={**all_buckets_tags(), TRIGGER_TAG: trigger},
-    )
+    # A run per group of buckets, each followed (in flight, failed, backoff) on its own.
+    requests, waiting = [], []
+    for group in bucket_groups(get_settings().replay_buckets_per_run):
+        if stale.isdisjoint(group):
+            continue
+        label = f"{group[0]:02d}-{group[-1]:02d}"
+        running, failure = runs_of(context.instance, {TRIGGER_TAG: trigger, BUCKETS_TAG: label})
+        if running:
+            waiting.append(f"the rescore of buckets {label} for rules version {rules_version} is in flight")
+        elif reason := retry_wait_reason(f"buckets {label}: the rescore for rules version {rules_version}", failure):
+            waiting.append(reason)
+        else:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{trigger}-b{label}" + (failure.run_key_suffix() if failure else ""),
+                    tags={**bucket_range_tags(group), TRIGGER_TAG: trigger, BUCKETS_TAG: label},
+                )
+            )
+    return requests or dg.SkipReason("; ".join(waiting))
 
 
 @dg.sensor(

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # CSV files dropped here are landed by a Dagster sensor; default: $LEADSCORE_HOME/dropzone.
     drop_dir: Path | None = None
     dagster_url: str | None = None  # the Dagster webserver the API launches replays through
+    # A replay or rules rescore is one Dagster run per this many lead buckets (of 16): a run's memory follows its
+    # buckets' history, and the runs go side by side.
+    replay_buckets_per_run: int = Field(4, ge=1, le=16)
 
     # Scoring (SPEC section 4).
     score_floor: int = 0

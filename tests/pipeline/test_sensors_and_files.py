@@ -27,13 +27,21 @@ def test_rules_change_sensor_rescores_once_per_version(db, conn, instance):
     land(conn, event("e1", "PURCHASE", "2026-11-01T00:00:00Z"))
     conn.execute("update rules set points = 40 where event_type = 'PURCHASE'")
     conn.execute("update pipeline_state set rules_version = rules_version + 1")
-    request = tick().run_requests[0]
-    assert request.run_key == "rules-v2"
-    assert request.tags["dagster/asset_partition_range_start"] == "00"
+    requests = tick().run_requests  # a run per group of 4 buckets (LEADSCORE_REPLAY_BUCKETS_PER_RUN)
+    ranges = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests
+    ]
+    assert ranges == [("00", "03"), ("04", "07"), ("08", "11"), ("12", "15")]
+    assert [r.run_key for r in requests] == ["rules-v2-b00-03", "rules-v2-b04-07", "rules-v2-b08-11", "rules-v2-b12-15"]
 
     job = defs.resolve_job_def("score_deliveries")
-    assert job.execute_in_process(instance=instance, tags=request.tags).success
-    assert scores(conn) == {"ann@acme.io": 40}
+    [ann_bucket] = conn.execute("select lead_bucket from raw_deliveries").fetchone()
+    for request in requests:
+        assert job.execute_in_process(instance=instance, tags=request.tags).success
+        # each run rescored its own buckets only
+        done = {b for (b,) in conn.execute("select lead_bucket from bucket_state where rules_version = 2")}
+        assert int(request.tags["dagster/asset_partition_range_end"]) in done
+    assert ann_bucket in done and scores(conn) == {"ann@acme.io": 40}
     assert tick().run_requests == []  # every bucket now reflects version 2
 
 
