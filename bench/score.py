@@ -1,7 +1,10 @@
-"""Score everything landed in LEADSCORE_DATABASE_URL, as its own process, and print step timings and peak RSS as JSON."""
+"""Score what is landed in LEADSCORE_DATABASE_URL as a process of its own, as a Dagster run would, and print step
+timings and peak RSS as JSON: `microbatch` (everything new as one micro-batch) or `replay 0,1,2,3` (those buckets
+rebuilt from the deliveries, as one run of a replay does)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import time
@@ -30,19 +33,21 @@ def timed_step(name: str, step: Callable[[], StepResult]) -> dict[str, object]:
     }
 
 
-def score_all() -> list[dict[str, object]]:
-    """The whole stream as one micro-batch (every row written for the first time), then a replay of it
-    (which recomputes everything and writes only what differs)."""
+def score(scope: Scope) -> list[dict[str, object]]:
     with connect() as conn:
-        return [
-            timed_step(f"{label}: {name}", step)
-            for label, scope in (("micro-batch", Scope(incremental=True)), ("replay", Scope()))
-            for name, step in pipeline_steps(conn, scope)
-        ]
+        return [timed_step(name, step) for name, step in pipeline_steps(conn, scope)]
 
 
 def main() -> None:
-    steps = score_all()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("mode", choices=("microbatch", "replay"))
+    parser.add_argument("buckets", nargs="?", default="", help="replay: the buckets, comma-separated")
+    args = parser.parse_args()
+    if args.mode == "microbatch":
+        scope = Scope(incremental=True)
+    else:
+        scope = Scope(buckets=tuple(int(bucket) for bucket in args.buckets.split(",")))
+    steps = score(scope)
     print(json.dumps({"steps": steps, "peak_rss_mib": peak_rss_mib()}))
 
 
