@@ -12,18 +12,22 @@ from leadscore_pipeline.settings import get_settings
 
 
 def _replay(wait: bool) -> None:
-    from leadscore_pipeline.replay import ReplayError, launch_replay, replay_state
+    from leadscore_pipeline.replay import ReplayError, launch_replay, replay_progress
 
     url = get_settings().dagster_base_url
     try:
         replay_id = launch_replay(url, trigger="cli")
-        print(f"replay {replay_id} launched: follow it at {url}/overview/backfills/{replay_id}")
+        print(f"replay {replay_id} launched: follow it at {url}/runs/b/{replay_id}", flush=True)
+        said = None
         while wait:
-            state = replay_state(url, replay_id)
-            if state in ("succeeded", "failed"):
-                print(f"replay {replay_id}: {state}")
-                sys.exit(0 if state == "succeeded" else 1)
-            time.sleep(2)
+            progress = replay_progress(url, replay_id)
+            line = f"replay {replay_id}: {progress.state}, {progress.buckets_done}/{progress.buckets_total} buckets"
+            if line != said:  # a line per change, not per poll
+                print(line, flush=True)
+                said = line
+            if progress.state in ("succeeded", "failed"):
+                sys.exit(0 if progress.state == "succeeded" else 1)
+            time.sleep(0.5)
     except ReplayError as exc:
         sys.exit(f"could not replay: {exc} (is `make up` running?)")
 

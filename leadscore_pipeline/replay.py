@@ -5,6 +5,8 @@ Talks to the Dagster webserver's GraphQL API over HTTP, so the API and the CLI n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import httpx
 
 from leadscore_pipeline.scoring.params import LEAD_BUCKETS
@@ -32,7 +34,7 @@ _STATE = """
 query ReplayState($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
     __typename
-    ... on PartitionBackfill { id status runs(limit: 1) { id } }
+    ... on PartitionBackfill { id status partitionNames runs { status tags { key value } } }
     ... on Error { message }
   }
 }
@@ -85,11 +87,35 @@ def launch_replay(dagster_url: str, trigger: str) -> str:
     return result["backfillId"]
 
 
-def replay_state(dagster_url: str, replay_id: str) -> str:
-    """queued, running, succeeded or failed."""
+@dataclass(frozen=True)
+class ReplayProgress:
+    state: str  # queued, running, succeeded or failed
+    buckets_done: int  # targeted buckets that a successful run of the replay covered
+    buckets_total: int  # buckets targeted
+
+
+def replay_progress(dagster_url: str, replay_id: str) -> ReplayProgress:
     result = _graphql(dagster_url, _STATE, {"id": replay_id})["partitionBackfillOrError"]
     if result["__typename"] != "PartitionBackfill":
         raise ReplayNotFound(result.get("message", f"no replay {replay_id!r}"))
-    if result["status"] in _STATES:
-        return _STATES[result["status"]]
-    return "running" if result["runs"] else "queued"
+    state = _STATES.get(result["status"]) or ("running" if result["runs"] else "queued")
+    # Counted per bucket from the runs (each covers every scoring asset of a range of buckets), not from Dagster's
+    # asset backfill data: the daemon updates that only between its iterations, and launching the runs of a
+    # replay one after the other is a single iteration.
+    targeted = result["partitionNames"] or []
+    succeeded = [_tags(run) for run in result["runs"] if run["status"] == "SUCCESS"]
+    done = sum(any(_covers(tags, bucket) for tags in succeeded) for bucket in targeted)
+    return ReplayProgress(state, done, len(targeted))
+
+
+def _tags(run: dict) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in run["tags"]}
+
+
+def _covers(run_tags: dict[str, str], bucket: str) -> bool:
+    """Whether a run was over this bucket: its one partition, or a range of them."""
+    if "dagster/partition" in run_tags:
+        return run_tags["dagster/partition"] == bucket
+    start, end = run_tags.get("dagster/asset_partition_range_start"), run_tags.get("dagster/asset_partition_range_end")
+    # Bucket keys are zero-padded numbers: their string order is the partitions' order.
+    return start is not None and end is not None and start <= bucket <= end

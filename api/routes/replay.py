@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import AdminDep
 from api.deps import SettingsDep
 from api.errors import field_error
-from leadscore_pipeline.replay import ReplayError, ReplayNotFound, launch_replay, replay_state
+from leadscore_pipeline.replay import ReplayError, ReplayNotFound, launch_replay, replay_progress
 
 router = APIRouter(prefix="/api/replay", tags=["replay"])
 
@@ -23,6 +24,8 @@ class ReplayLaunched(BaseModel):
 class ReplayState(BaseModel):
     id: str
     state: Literal["queued", "running", "succeeded", "failed"]
+    buckets_done: int = Field(ge=0, description="lead buckets (partitions) of the replay that a successful run rebuilt")
+    buckets_total: int = Field(ge=0, description="lead buckets (partitions) the replay targets")
 
 
 @router.post("", status_code=202, response_model=ReplayLaunched, dependencies=[AdminDep])
@@ -36,9 +39,9 @@ async def start_replay(settings: SettingsDep) -> dict:
 @router.get("/{replay_id}", response_model=ReplayState)
 async def get_replay(replay_id: str, settings: SettingsDep) -> dict:
     try:
-        state = await run_in_threadpool(replay_state, settings.dagster_base_url, replay_id)
+        progress = await run_in_threadpool(replay_progress, settings.dagster_base_url, replay_id)
     except ReplayNotFound as exc:
         raise field_error(404, "id", str(exc)) from None
     except ReplayError as exc:
         raise field_error(503, "dagster", str(exc)) from None
-    return {"id": replay_id, "state": state}
+    return {"id": replay_id, **asdict(progress)}

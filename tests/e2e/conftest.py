@@ -56,7 +56,7 @@ def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):
     }
     commands = {
         "api": [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
-        "daemon": [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+        "daemon": [sys.executable, "-m", "leadscore_pipeline.daemon", "run", "-w", str(WORKSPACE)],  # as `leadscore up`
         "webserver": [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(dagster_port)],
     }
     logs = {name: (home / f"{name}.log").open("wb") for name in commands}

@@ -107,10 +107,12 @@ def test_replay_through_the_api_is_a_backfill_with_the_same_result(stack: Stack)
     replay_id = launched.json()["id"]
 
     def finished():
-        state = api.get(f"/api/replay/{replay_id}").json()["state"]
-        return state if state in ("succeeded", "failed") else None
+        progress = api.get(f"/api/replay/{replay_id}").json()
+        return progress if progress["state"] in ("succeeded", "failed") else None
 
-    assert wait_for(finished, f"replay {replay_id} to finish") == "succeeded"
+    progress = wait_for(finished, f"replay {replay_id} to finish")
+    assert progress["state"] == "succeeded"
+    assert progress["buckets_done"] == progress["buckets_total"] == 16
     after = api.get("/api/leaderboard", params={"limit": 100}).json()["leads"]
     assert [(r["lead_key"], r["score"]) for r in after] == [(r["lead_key"], r["score"]) for r in before]
     assert api.get("/api/pipeline/status").json()["last_replay_at"] is not None
