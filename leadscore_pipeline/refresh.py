@@ -18,9 +18,17 @@ from leadscore_pipeline import clock, quarantine
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.locks import ALL_BUCKETS, DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
 from leadscore_pipeline.ingest.land import landed_through
-from leadscore_pipeline.ingest.validate import MAX_COMPANY_CHARS, MAX_EMAIL_CHARS, MAX_NAME_CHARS
-from leadscore_pipeline.scoring.dedup import delivery_tallies, first_deliveries
-from leadscore_pipeline.scoring.fold import current_score, tier
+from leadscore_pipeline.scoring.current import current_rows, out_of_bounds
+from leadscore_pipeline.scoring.dedup import (
+    CLEAN_SCHEMA,
+    clean_rows,
+    dedup_batch,
+    delivery_tallies,
+    first_deliveries,
+    rebuilt_clean_events,
+    repeated_ids,
+)
+from leadscore_pipeline.scoring.diff import differences
 from leadscore_pipeline.scoring.leads import invariant_violations, score_leads
 from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
 
@@ -43,18 +51,6 @@ DELIVERY_SCHEMA = {
 _DELIVERY_COLUMNS = ", ".join(
     "md5(r.metadata::text) as metadata" if name == "metadata" else f"r.{name}" for name in DELIVERY_SCHEMA
 )
-CLEAN_SCHEMA = {
-    "event_id": pl.String,
-    "seq": pl.Int64,
-    "lead_key": pl.String,
-    "lead_bucket": pl.Int16,
-    "event_type": pl.String,
-    "event_time": TIMESTAMP,
-    "email": pl.String,
-    "name": pl.String,
-    "company": pl.String,
-    "source": pl.String,
-}
 HISTORY_KEY = ("lead_key", "event_time", "event_id")
 RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
 # What the decay step copies from lead_scores into current_scores, the one table the leaderboard and lead list read.
@@ -164,15 +160,9 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
             DELIVERY_SCHEMA,
             window,
         )
-        # A replay may already have made some of this batch's deliveries clean events (seq > start):
-        # those are in the batch itself, so only earlier first deliveries join it.
-        deliveries = pl.concat([earlier.filter(pl.col("seq") <= start), batch])
-        firsts = first_deliveries(deliveries.lazy()).collect()
-        tallies = delivery_tallies(deliveries.lazy(), firsts.lazy()).collect()
-        new_events = firsts.filter(pl.col("seq") > start).join(earlier.select("event_id"), on="event_id", how="anti")
-        repeated = tallies.join(new_events.select("event_id"), on="event_id", how="anti")
+        new_events, repeated = pl.collect_all(dedup_batch(batch.lazy(), earlier.lazy(), start))
 
-        copy_frame(conn, "clean_events", _clean_rows(new_events, tallies))
+        copy_frame(conn, "clean_events", new_events)
         if not repeated.is_empty():
             conn.execute(
                 "create temp table repeated_tallies (event_id text, duplicates int, conflicts int) on commit drop"
@@ -185,15 +175,16 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
             )
             conn.execute("drop table repeated_tallies")  # a step split in parts makes it again
         conn.execute("update pipeline_state set deduped_through = %s", (through,))
+    # Every redelivery in the batch is tallied on one of its new events or on an event already clean.
     return StepResult(
         new_events.height,
         through,
         {
             "deliveries": batch.height,
-            "duplicates": int(tallies["duplicates"].sum()),
-            "conflicts": int(tallies["conflicts"].sum()),
+            "duplicates": int(new_events["duplicates"].sum()) + int(repeated["duplicates"].sum()),
+            "conflicts": int(new_events["conflicts"].sum()) + int(repeated["conflicts"].sum()),
         },
-        {"duplicate_event_ids": _repeated_ids(new_events)},
+        {"duplicate_event_ids": repeated_ids(new_events)},
     )
 
 
@@ -215,7 +206,7 @@ def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) ->
             "duplicates": int(rebuilt["duplicates"].sum()),
             "conflicts": int(rebuilt["conflicts"].sum()),
         },
-        {"duplicate_event_ids": _repeated_ids(rebuilt)},
+        {"duplicate_event_ids": repeated_ids(rebuilt)},
     )
 
 
@@ -237,14 +228,8 @@ def _rebuilt_clean_rows(
             where r.seq <= {{through}} and {quarantine.NOT_QUARANTINED} {of_these_events}""",
         DELIVERY_SCHEMA,
         {"through": through},
-    ).lazy()
-    firsts = first_deliveries(deliveries)
-    tallies = delivery_tallies(deliveries.filter(pl.col("seq") <= counted_through), firsts)
-    return _clean_rows(firsts.filter(pl.col("lead_bucket").is_in(buckets)).collect(), tallies.collect())
-
-
-def _repeated_ids(events: pl.DataFrame) -> int:
-    return int(events["event_id"].is_duplicated().sum())
+    )
+    return rebuilt_clean_events(deliveries.lazy(), buckets, counted_through).collect()
 
 
 def _write_differences(
@@ -256,8 +241,7 @@ def _write_differences(
     """
     schema = fresh.schema
     existing = read_frame(conn, f"select {', '.join(schema)} from {table} where {scope}", schema)
-    stale = existing.join(fresh, on=list(schema), how="anti", nulls_equal=True)
-    new = fresh.join(existing, on=list(schema), how="anti", nulls_equal=True)
+    stale, new = (rows.collect() for rows in differences(existing.lazy(), fresh.lazy()))
     if not stale.is_empty():
         keys = ", ".join(key)
         conn.execute(f"create temp table stale_keys on commit drop as select {keys} from {table} limit 0")
@@ -276,14 +260,6 @@ def analyze(conn: psycopg.Connection, *tables: str) -> None:
     into scans (measured: 260-435 ms instead of 40 ms for one event over 1M stored)."""
     for table in tables:
         conn.execute(f"analyze {table}")
-
-
-def _clean_rows(firsts: pl.DataFrame, tallies: pl.DataFrame) -> pl.DataFrame:
-    return (
-        firsts.select(*CLEAN_SCHEMA)
-        .join(tallies, on="event_id", how="left")
-        .with_columns(pl.col("duplicates", "conflicts").fill_null(0))
-    )
 
 
 def _withdraw(conn: psycopg.Connection, seq: int) -> None:
@@ -316,7 +292,7 @@ def _promote_next_delivery(conn: psycopg.Connection, event_id: str, through: int
             {"event_id": event_id, "through": through},
         ).lazy()
         firsts = first_deliveries(deliveries)
-        event = _clean_rows(firsts.collect(), delivery_tallies(deliveries, firsts).collect())
+        event = clean_rows(firsts, delivery_tallies(deliveries, firsts)).collect()
         if event.is_empty():
             return None
         try:
@@ -450,18 +426,7 @@ def decay_scores(
             f"select lead_key, score from current_scores where lead_key in (select lead_key from lead_scores where {where})",
             {"lead_key": pl.String, "previous_score": pl.Int64},
         )
-        current = (
-            leads.drop("scored_seq")
-            # Display values within the validator's limits, so the read indexes hold even rows landed before them.
-            .with_columns(
-                pl.col("email").str.slice(0, MAX_EMAIL_CHARS),
-                pl.col("name").str.slice(0, MAX_NAME_CHARS),
-                pl.col("company").str.slice(0, MAX_COMPANY_CHARS),
-            )
-            .with_columns(score=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params))
-            .with_columns(tier=tier(pl.col("score"), tiers), as_of=pl.lit(as_of).dt.convert_time_zone("UTC"))
-            .join(previous, on="lead_key", how="left")
-        )
+        current = current_rows(leads.lazy(), previous.lazy(), as_of, params, tiers).collect()
         conn.execute(f"delete from current_scores where lead_key in (select lead_key from lead_scores where {where})")
         copy_frame(conn, "current_scores", current)
         # The API's live stream listens: it reads the rows with new change ids once this commits.
@@ -479,7 +444,4 @@ def decay_scores(
             )
             conn.execute("update pipeline_state set last_decay_at = now()")
             analyze(conn, "current_scores")
-    out_of_bounds = current.filter(
-        (pl.col("score") < params.floor) | (pl.col("score") > pl.col("score_at_last_event").clip(params.floor))
-    )
-    return StepResult(current.height, 0, {"leads": current.height}, {"out_of_bounds": out_of_bounds.height})
+    return StepResult(current.height, 0, {"leads": current.height}, {"out_of_bounds": out_of_bounds(current, params)})
