@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from leadscore_pipeline.db.engine import connect
 from leadscore_pipeline.microbatch import pipeline_steps
@@ -16,8 +16,12 @@ from leadscore_pipeline.refresh import Scope, StepResult
 
 
 def peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux: the high-water mark of this process alone.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own high-water mark. Not ru_maxrss: Linux carries that over from the parent through fork
+    and exec, so a child of the bench (which read the whole CSV) would report the bench's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def timed_step(name: str, step: Callable[[], StepResult]) -> dict[str, object]:
