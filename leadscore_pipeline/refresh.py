@@ -67,6 +67,12 @@ LEAD_SCORE_SCHEMA = {
     "rules_version": pl.Int64,
     "scored_seq": pl.Int64,
 }
+# What a lead's served row shows: compared to tell whether a rebuild changes it (as_of and change ids aside).
+SERVED_SCHEMA = {
+    **{name: dtype for name, dtype in LEAD_SCORE_SCHEMA.items() if name != "scored_seq"},
+    "score": pl.Int64,
+    "tier": pl.String,
+}
 
 
 @dataclass(frozen=True)
@@ -421,14 +427,25 @@ def decay_scores(
         leads = read_frame(
             conn, f"select {', '.join(LEAD_SCORE_SCHEMA)} from lead_scores where {where}", LEAD_SCORE_SCHEMA
         )
-        previous = read_frame(
-            conn,
-            f"select lead_key, score from current_scores where lead_key in (select lead_key from lead_scores where {where})",
-            {"lead_key": pl.String, "previous_score": pl.Int64},
+        in_scope = f"lead_key in (select lead_key from lead_scores where {where})"
+        stored = read_frame(
+            conn, f"select {', '.join(SERVED_SCHEMA)} from current_scores where {in_scope}", SERVED_SCHEMA
         )
+        previous = stored.select("lead_key", previous_score="score")
         current = current_rows(leads.lazy(), previous.lazy(), as_of, params, tiers).collect()
-        conn.execute(f"delete from current_scores where lead_key in (select lead_key from lead_scores where {where})")
-        copy_frame(conn, "current_scores", current)
+        if scope.incremental:
+            written = current  # every one of these leads was rescored
+            conn.execute(f"delete from current_scores where {in_scope}")
+        else:
+            # Whole buckets (a replay, a rules rescore, the daily decay): only the leads whose served row changes
+            # are rewritten, so an unchanged lead keeps its row, as_of and change id, and no index entry moves.
+            _, changed = differences(stored.lazy(), current.select(*SERVED_SCHEMA).lazy())
+            written = current.join(changed.select("lead_key").collect(), on="lead_key", how="semi")
+            conn.execute("create temp table written_keys (lead_key text primary key) on commit drop")
+            copy_frame(conn, "written_keys", written.select("lead_key"))
+            conn.execute("delete from current_scores c using written_keys w where c.lead_key = w.lead_key")
+            conn.execute("drop table written_keys")
+        copy_frame(conn, "current_scores", written)
         # The API's live stream listens: it reads the rows with new change ids once this commits.
         conn.execute("select pg_notify('score_updates', '')")
         if scope.incremental:
@@ -444,4 +461,5 @@ def decay_scores(
             )
             conn.execute("update pipeline_state set last_decay_at = now()")
             analyze(conn, "current_scores")
-    return StepResult(current.height, 0, {"leads": current.height}, {"out_of_bounds": out_of_bounds(current, params)})
+    details = {"leads": current.height, "rows_written": written.height}
+    return StepResult(current.height, 0, details, {"out_of_bounds": out_of_bounds(current, params)})

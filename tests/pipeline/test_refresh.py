@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from leadscore_pipeline.microbatch import run_all_steps
-from leadscore_pipeline.refresh import Scope
+from leadscore_pipeline.refresh import Scope, decay_scores, score_buckets
 from leadscore_pipeline.replay import SCORING_ASSETS
+from leadscore_pipeline.settings import get_settings
 from tests.pipeline.helpers import event, land, scores
 
 AS_OF = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -113,3 +114,31 @@ def test_replay_ahead_of_the_microbatches_counts_each_delivery_once(conn):
         ("e1", 1, 1),
         ("e2", 0, 0),
     ]
+
+
+def test_a_rebuild_rewrites_only_the_served_rows_that_change(conn):
+    land(
+        conn,
+        event("e1", "PURCHASE", "2026-11-20T10:00:00Z"),
+        event("e2", "DEMO_REQUEST", "2026-11-20T10:00:00Z", email="bob@globex.com"),
+    )
+    microbatch(conn)
+    served = "select lead_key, score, change_id, as_of from current_scores order by lead_key"
+    before = table(conn, served)
+
+    replay(conn)  # nothing changed: no row rewritten, change ids and as_of kept
+    assert table(conn, served) == before
+
+    conn.execute("update rules set points = 60 where event_type = 'DEMO_REQUEST'")
+    conn.execute("update pipeline_state set rules_version = rules_version + 1")
+    settings = get_settings()
+    score_buckets(conn, Scope(), settings.scoring)
+    result = decay_scores(conn, Scope(), settings.scoring, settings.tiers, as_of=AS_OF)
+    after = table(conn, served)
+    assert result.details == {"leads": 2, "rows_written": 2}  # the rules version is part of every served row
+    assert [(key, score) for key, score, *_ in after] == [("ann@acme.io", 100), ("bob@globex.com", 60)]
+    assert all(new[2] > old[2] for new, old in zip(after, before, strict=True))
+
+    # the next daily decay, a day later: inside the grace period, so nothing changes and nothing is written
+    result = decay_scores(conn, Scope(), settings.scoring, settings.tiers, as_of=AS_OF.replace(day=29))
+    assert result.details == {"leads": 2, "rows_written": 0} and table(conn, served) == after
