@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import PoolTimeout as ReadPoolTimeout
 from sqlalchemy import Connection
 
 from api.errors import field_error
@@ -19,6 +21,7 @@ from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.settings import Settings, get_settings
 
 POOL_BUSY_RETRY_AFTER_SECONDS = 1
+DOWN_PROBE_TIMEOUT_SECONDS = 2
 READ_POOL_KEPT_OPEN = 2  # connections the read pool opens at start and keeps; more are opened under load
 
 
@@ -68,14 +71,27 @@ def get_score_stream(request: Request) -> ScoreStream:
     return request.app.state.score_stream  # created in the app's lifespan, one per process
 
 
-async def database_busy(_request: Request, _exc: Exception) -> JSONResponse:
-    """Every pooled connection stayed busy past the pool timeout: a 503 the client may retry, not a 500."""
+async def _reachable(conninfo: str) -> bool:
+    try:
+        probe = await AsyncConnection.connect(conninfo, connect_timeout=DOWN_PROBE_TIMEOUT_SECONDS)
+    except psycopg.OperationalError:
+        return False
+    await probe.close()
+    return True
+
+
+async def database_busy(request: Request, exc: Exception) -> JSONResponse:
+    """No pooled connection came free within the pool timeout: a 503 the client may retry, not a 500. The read
+    pool's timeout may also mean that no connection can be opened at all: one probe tells "down" from "busy"."""
     settings = get_settings()
     limit = settings.db_pool_size + settings.db_max_overflow
     error = (
         f"all {limit} database connections of this API process are busy "
         f"(waited {settings.db_pool_timeout_seconds:g} s); retry shortly"
     )
+    read_pool = getattr(request.app.state, "read_pool", None)
+    if isinstance(exc, ReadPoolTimeout) and read_pool is not None and not await _reachable(read_pool.conninfo):
+        error = "the database is unavailable (no connection could be opened); retry later"
     return JSONResponse(
         status_code=503,
         content={"detail": [{"field": "database", "error": error}]},

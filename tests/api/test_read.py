@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.main import create_app
 from leadscore_pipeline.microbatch import run_all_steps
 from leadscore_pipeline.refresh import Scope
+from leadscore_pipeline.settings import get_settings
+from tests.api.test_group_commit_isolation import DEAD_DATABASE
 from tests.pipeline.helpers import event, land
 
 
@@ -92,3 +96,17 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_a_read_with_the_database_down_is_a_503_that_says_so(db, monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setenv("LEADSCORE_DATABASE_URL", DEAD_DATABASE)
+        patched.setenv("LEADSCORE_DB_POOL_TIMEOUT_SECONDS", "0.5")
+        get_settings.cache_clear()
+        with TestClient(create_app(), raise_server_exceptions=False) as client:
+            response = client.get("/api/leaderboard")
+    get_settings.cache_clear()
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    [error] = response.json()["detail"]
+    # not "busy": the read pool's wait ended because no connection could be opened at all
+    assert error["field"] == "database" and "unavailable" in error["error"], error
