@@ -10,7 +10,24 @@ from leadscore_pipeline.jobs import land_dropped_files, refresh_current_scores, 
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.schedules import daily_decay_schedule
 from leadscore_pipeline.sensors import dropzone_sensor, new_deliveries_sensor, rules_change_sensor
+from leadscore_pipeline.settings import get_settings
 from leadscore_pipeline.sql_models import sql_model_assets
+
+
+def default_executor() -> dg.ExecutorDefinition:
+    """The executor of runs that name none: the implicit asset job's, so a backfill's (a replay's) runs. The jobs
+    (micro-batches, decay, dropped files) set their own, in-process."""
+    settings = get_settings()
+    if settings.executor == "celery":
+        from dagster_celery import celery_executor  # here: celery's import is not paid by in-process runs
+
+        # Each step becomes a task on the broker's `dagster` queue; its result (the step's events) comes back
+        # through the same Redis. The workers must be started with the same broker (stack.py).
+        return celery_executor.configured(
+            {"broker": settings.celery_broker, "backend": settings.celery_broker}, name="celery"
+        )
+    return dg.in_process_executor
+
 
 defs = dg.Definitions(
     assets=[
@@ -29,5 +46,5 @@ defs = dg.Definitions(
     sensors=[new_deliveries_sensor, rules_change_sensor, dropzone_sensor],
     schedules=[daily_decay_schedule],
     resources={"postgres": PostgresResource(database_url=dg.EnvVar("LEADSCORE_DATABASE_URL"))},
-    executor=dg.in_process_executor,
+    executor=default_executor(),
 )

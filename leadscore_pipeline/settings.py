@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
     # A replay or rules rescore is one Dagster run per this many lead buckets (of 16): a run's memory follows its
     # buckets' history, and the runs go side by side.
     replay_buckets_per_run: int = Field(4, ge=1, le=16)
+    # Where the steps of a backfill's runs (replays, rescores) execute: in the run's own process, or as Celery tasks
+    # on workers (docs/scale-out.md). Micro-batches stay in-process either way: a task hop costs them latency.
+    executor: Literal["in_process", "celery"] = "in_process"
+    celery_broker: str = "redis://127.0.0.1:6379/0"  # also the result backend: one service to run
+    # Celery workers `leadscore up` starts on this machine; 0 when they run on other machines.
+    celery_workers: int = Field(2, ge=0)
 
     # Scoring (SPEC section 4).
     score_floor: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from leadscore_pipeline.dagster_home import write_dagster_yaml
+from leadscore_pipeline.dagster_home import create_dagster_storage, write_dagster_yaml
 from leadscore_pipeline.db.embedded import ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
@@ -68,11 +69,44 @@ def admin_token(settings: Settings) -> str:
 def child_environment(settings: Settings, database_url: str, token: str) -> dict[str, str]:
     return {
         **os.environ,
+        # `dagster-celery worker start` runs `celery` from the PATH: this venv's, even when not activated.
+        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", os.defpath)]),
         "LEADSCORE_HOME": str(settings.home.resolve()),
         "LEADSCORE_DATABASE_URL": database_url,
         "LEADSCORE_ADMIN_TOKEN": token,
         "DAGSTER_HOME": str(settings.dagster_home),
     }
+
+
+def celery_yaml(settings: Settings) -> Path:
+    return settings.dagster_home / "celery.yaml"
+
+
+def write_celery_yaml(settings: Settings) -> Path:
+    """The workers' broker and result backend, in the executor config block `dagster-celery worker start -y`
+    reads: the same as definitions.py gives the runs, or the workers never see their tasks."""
+    path = celery_yaml(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    broker = json.dumps(settings.celery_broker)  # JSON is YAML: a quoted string
+    path.write_text(f"execution:\n  config:\n    broker: {broker}\n    backend: {broker}\n")
+    return path
+
+
+def celery_worker_names(settings: Settings) -> list[str]:
+    count = settings.celery_workers if settings.executor == "celery" else 0
+    return [f"leadscore-{n}" for n in range(1, count + 1)]
+
+
+def celery_worker_specs(settings: Settings) -> list[ChildSpec]:
+    """One `dagster-celery worker` per name (it appends `@<host>`); each loads the code a task names and the
+    instance from $DAGSTER_HOME, and reaches Postgres with the children's environment."""
+    return [
+        ChildSpec(f"celery-{name}", [
+            str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+            "-y", str(celery_yaml(settings)), "--name", name,
+        ])
+        for name in celery_worker_names(settings)
+    ]  # fmt: skip
 
 
 def child_specs(settings: Settings) -> list[ChildSpec]:
@@ -87,6 +121,7 @@ def child_specs(settings: Settings) -> list[ChildSpec]:
         ]),
         # Dagster's daemon with the backfill loop at 1 s (see daemon.py): a replay starts within about a second.
         ChildSpec("dagster-daemon", [sys.executable, "-m", "leadscore_pipeline.daemon", "run", "-w", str(WORKSPACE)]),
+        *celery_worker_specs(settings),
     ]  # fmt: skip
 
 
@@ -146,6 +181,9 @@ def run_stack(settings: Settings) -> None:
     database = prepare_database(settings)
     token = admin_token(settings)
     write_dagster_yaml(settings.dagster_home, database.url)
+    if celery_worker_names(settings):
+        write_celery_yaml(settings)
+        create_dagster_storage(settings.dagster_home)  # before the workers join the start-up race (dagster_home.py)
     settings.dropzone.mkdir(parents=True, exist_ok=True)
     env = child_environment(settings, database.url, token)
     supervisor = Supervisor(child_specs(settings), env=env, cwd=REPO_ROOT, home=home, say=_say)
@@ -160,7 +198,8 @@ def run_stack(settings: Settings) -> None:
             _load_sample_once(database.url)
         supervise(supervisor, watch, stop, lambda: answers(f"{dagster}/server_info"), 120, "the Dagster webserver")
         if not stop.requested:
-            _print_banner(api, dagster, token, database, settings.dropzone, home / "logs")
+            workers = celery_worker_names(settings)
+            _print_banner(api, dagster, token, database, settings.dropzone, home / "logs", workers)
         supervise(supervisor, watch, stop)
     except (ChildKeptDying, StackFailed) as exc:
         failure = f"leadscore up failed: {exc}"
@@ -188,8 +227,11 @@ def _load_sample_once(database_url: str) -> None:
     print(f"Loaded {SAMPLE_BATCH.name}: {result.accepted} rows landed, {result.rejected} rejected", flush=True)
 
 
-def _print_banner(api: str, dagster: str, token: str, database: Database, dropzone: Path, logs: Path) -> None:
+def _print_banner(
+    api: str, dagster: str, token: str, database: Database, dropzone: Path, logs: Path, workers: list[str]
+) -> None:
     where = f"embedded, data in {database.embedded_dir}" if database.embedded_dir else "LEADSCORE_DATABASE_URL"
+    celery = f"\n  Celery        {', '.join(workers)}   (replay steps run as Celery tasks)" if workers else ""
     print(
         f"""
 LeadScore is up (Postgres: {where}).
@@ -200,7 +242,7 @@ LeadScore is up (Postgres: {where}).
   Dagster UI    {dagster}   (lineage, runs, replay)
   Drop folder   {dropzone}   (CSV files put here are landed)
   Admin token   {token}
-  Logs          {logs}   (a child that dies is restarted)
+  Logs          {logs}   (a child that dies is restarted){celery}
 Press Ctrl-C to stop.
 """,
         flush=True,

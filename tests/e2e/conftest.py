@@ -4,17 +4,19 @@ their own (one per test module, so sensor cursors in Dagster's storage start fro
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from leadscore_pipeline.dagster_home import write_dagster_yaml
+from leadscore_pipeline.dagster_home import create_dagster_storage, write_dagster_yaml
 from leadscore_pipeline.db.embedded import drop_database, ensure_database
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
@@ -34,17 +36,31 @@ class Stack:
     dagster_url: str
     home: Path  # $LEADSCORE_HOME: the drop folder is home / "dropzone"
     admin_headers: dict[str, str]
+    groups: dict[str, int] = field(default_factory=dict)  # process group of each started command, by name
 
 
 @pytest.fixture(scope="module")
 def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("e2e")
+    with running_stack(postgres_server_url, tmp_path_factory.mktemp("e2e")) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_stack(
+    postgres_server_url: str,
+    home: Path,
+    extra_env: Mapping[str, str] | None = None,
+    extra_commands: Mapping[str, list[str]] | None = None,
+) -> Iterator[Stack]:
+    """The API, the daemon and the webserver (and `extra_commands`, e.g. Celery workers) on a database of their own."""
     name = f"leadscore_e2e_{os.getpid()}_{secrets.token_hex(3)}"
     database_url = ensure_database(postgres_server_url, name)
     migrate(database_url)
     api_port, dagster_port = free_port(), free_port()
     dagster_home = home / "dagster"
     write_dagster_yaml(dagster_home, database_url)
+    if extra_commands:
+        create_dagster_storage(dagster_home)  # more processes starting together race to create it (dagster_home.py)
     env = {
         **os.environ,
         "LEADSCORE_DATABASE_URL": database_url,
@@ -53,11 +69,13 @@ def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):
         "LEADSCORE_WEBHOOK_SECRETS": WEBHOOK_SECRET,
         "LEADSCORE_DAGSTER_URL": f"http://127.0.0.1:{dagster_port}",
         "DAGSTER_HOME": str(dagster_home),
+        **(extra_env or {}),
     }
     commands = {
         "api": [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
         "daemon": [sys.executable, "-m", "leadscore_pipeline.daemon", "run", "-w", str(WORKSPACE)],  # as `leadscore up`
         "webserver": [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(dagster_port)],
+        **(extra_commands or {}),
     }
     logs = {name: (home / f"{name}.log").open("wb") for name in commands}
     processes = {
@@ -75,6 +93,7 @@ def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):
             dagster_url=f"http://127.0.0.1:{dagster_port}",
             home=home,
             admin_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            groups={name: process.pid for name, process in processes.items()},
         )
     finally:
         client.close()
