@@ -38,6 +38,18 @@ class Stack:
     admin_headers: dict[str, str]
     groups: dict[str, int] = field(default_factory=dict)  # process group of each started command, by name
 
+    def replay(self, timeout: float = 180.0) -> dict:
+        """POST /api/replay, then poll GET /api/replay/{id} until it ends; its last answer."""
+        launched = self.client.post("/api/replay", headers=self.admin_headers)
+        assert launched.status_code == 202, launched.text
+        replay_id = launched.json()["id"]
+
+        def finished() -> dict | None:
+            progress = self.client.get(f"/api/replay/{replay_id}").json()
+            return progress if progress["state"] in ("succeeded", "failed") else None
+
+        return wait_for(finished, f"replay {replay_id} to finish", timeout=timeout, interval=0.5)
+
 
 @pytest.fixture(scope="module")
 def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory):

@@ -117,15 +117,7 @@ def test_a_replay_runs_its_steps_on_the_celery_workers(celery_stack: Stack):
     for name in names:
         wait_for(lambda name=name: _worker_ready(celery_stack, name), f"Celery worker {name} to be ready", timeout=60)
     started = time.monotonic()
-    launched = api.post("/api/replay", headers=celery_stack.admin_headers)
-    assert launched.status_code == 202
-    replay_id = launched.json()["id"]
-
-    def finished():
-        progress = api.get(f"/api/replay/{replay_id}").json()
-        return progress if progress["state"] in ("succeeded", "failed") else None
-
-    progress = wait_for(finished, f"replay {replay_id} to finish", timeout=300, interval=0.5)
+    progress = celery_stack.replay(timeout=300)
     print(f"replay through {WORKERS} Celery workers: {time.monotonic() - started:.1f} s")  # shown with -s
     assert progress["state"] == "succeeded", progress
     assert progress["buckets_done"] == progress["buckets_total"] == 16
@@ -136,7 +128,7 @@ def test_a_replay_runs_its_steps_on_the_celery_workers(celery_stack: Stack):
     # the run's own process, as with a silently in-process executor), and both workers took tasks.
     worker_pids = {p.pid for p in live_members(celery_stack.groups[f"celery-{name}"] for name in names)}
     with DagsterInstance.from_config(str(celery_stack.home / "dagster")) as instance:
-        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": replay_id}))
+        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": progress["id"]}))
         assert len(runs) == math.ceil(16 / Settings().replay_buckets_per_run)
         starts, hosts = [], set()
         for run in runs:

@@ -102,15 +102,7 @@ def test_a_rule_change_rescores_everything_on_its_own(stack: Stack):
 def test_replay_through_the_api_is_a_backfill_with_the_same_result(stack: Stack):
     api = stack.client
     before = api.get("/api/leaderboard", params={"limit": 100}).json()["leads"]
-    launched = api.post("/api/replay", headers=stack.admin_headers)
-    assert launched.status_code == 202
-    replay_id = launched.json()["id"]
-
-    def finished():
-        progress = api.get(f"/api/replay/{replay_id}").json()
-        return progress if progress["state"] in ("succeeded", "failed") else None
-
-    progress = wait_for(finished, f"replay {replay_id} to finish")
+    progress = stack.replay()
     assert progress["state"] == "succeeded"
     assert progress["buckets_done"] == progress["buckets_total"] == 16
     after = api.get("/api/leaderboard", params={"limit": 100}).json()["leads"]
