@@ -248,17 +248,23 @@ def _write_differences(
     schema = fresh.schema
     existing = read_frame(conn, f"select {', '.join(schema)} from {table} where {scope}", schema)
     stale, new = (rows.collect() for rows in differences(existing.lazy(), fresh.lazy()))
-    if not stale.is_empty():
-        keys = ", ".join(key)
-        conn.execute(f"create temp table stale_keys on commit drop as select {keys} from {table} limit 0")
-        copy_frame(conn, "stale_keys", stale.select(key))
-        conn.execute(
-            f"delete from {table} t using stale_keys s where ({', '.join(f't.{k}' for k in key)}) = ({', '.join(f's.{k}' for k in key)})"
-        )
-        conn.execute("drop table stale_keys")
+    _delete_keys(conn, table, key, stale)
     copy_frame(conn, table, new)
     analyze(conn, table)
     return new.height
+
+
+def _delete_keys(conn: psycopg.Connection, table: str, key: tuple[str, ...], rows: pl.DataFrame) -> None:
+    """Delete the rows of `table` whose `key` columns equal those of `rows`: the keys go in by COPY, the delete
+    is one join, however many there are."""
+    if rows.is_empty():
+        return
+    columns = ", ".join(key)
+    conn.execute(f"create temp table doomed_keys on commit drop as select {columns} from {table} limit 0")
+    copy_frame(conn, "doomed_keys", rows.select(key))
+    matched = " and ".join(f"t.{column} = d.{column}" for column in key)
+    conn.execute(f"delete from {table} t using doomed_keys d where {matched}")
+    conn.execute("drop table doomed_keys")  # a step split in parts, or the next step, makes it again
 
 
 def analyze(conn: psycopg.Connection, *tables: str) -> None:
@@ -441,10 +447,7 @@ def decay_scores(
             # are rewritten, so an unchanged lead keeps its row, as_of and change id, and no index entry moves.
             _, changed = differences(stored.lazy(), current.select(*SERVED_SCHEMA).lazy())
             written = current.join(changed.select("lead_key").collect(), on="lead_key", how="semi")
-            conn.execute("create temp table written_keys (lead_key text primary key) on commit drop")
-            copy_frame(conn, "written_keys", written.select("lead_key"))
-            conn.execute("delete from current_scores c using written_keys w where c.lead_key = w.lead_key")
-            conn.execute("drop table written_keys")
+            _delete_keys(conn, "current_scores", ("lead_key",), written)
         copy_frame(conn, "current_scores", written)
         # The API's live stream listens: it reads the rows with new change ids once this commits.
         conn.execute("select pg_notify('score_updates', '')")
