@@ -11,7 +11,6 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
-from psycopg_pool import PoolTimeout as ReadPoolTimeout
 from sqlalchemy import Connection
 
 from api.errors import field_error
@@ -80,18 +79,24 @@ async def _reachable(conninfo: str) -> bool:
     return True
 
 
-async def database_busy(request: Request, exc: Exception) -> JSONResponse:
-    """No pooled connection came free within the pool timeout: a 503 the client may retry, not a 500. The read
-    pool's timeout may also mean that no connection can be opened at all: one probe tells "down" from "busy"."""
+async def database_busy(_request: Request, _exc: Exception) -> JSONResponse:
+    """No pooled connection came free within the pool timeout: a 503 the client may retry, not a 500."""
     settings = get_settings()
     limit = settings.db_pool_size + settings.db_max_overflow
-    error = (
+    return _unavailable(
         f"all {limit} database connections of this API process are busy "
         f"(waited {settings.db_pool_timeout_seconds:g} s); retry shortly"
     )
-    read_pool = getattr(request.app.state, "read_pool", None)
-    if isinstance(exc, ReadPoolTimeout) and read_pool is not None and not await _reachable(read_pool.conninfo):
-        error = "the database is unavailable (no connection could be opened); retry later"
+
+
+async def read_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """The read pool's wait ended: busy like any pool, unless no connection can be opened at all (one probe)."""
+    if await _reachable(request.app.state.read_pool.conninfo):
+        return await database_busy(request, exc)
+    return _unavailable("the database is unavailable (no connection could be opened); retry later")
+
+
+def _unavailable(error: str) -> JSONResponse:
     return JSONResponse(
         status_code=503,
         content={"detail": [{"field": "database", "error": error}]},

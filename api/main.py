@@ -11,7 +11,7 @@ from psycopg_pool import PoolTimeout as ReadPoolTimeout
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.body_limits import BodyLimits
-from api.deps import database_busy, read_pool, reject_unstorable_parameters
+from api.deps import database_busy, read_pool, read_pool_timeout, reject_unstorable_parameters
 from api.errors import install_error_handlers
 from api.routes import (
     analytics,
@@ -63,7 +63,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.add_exception_handler(PoolTimeout, database_busy)
-    app.add_exception_handler(ReadPoolTimeout, database_busy)
+    app.add_exception_handler(ReadPoolTimeout, read_pool_timeout)
     modules = (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay, exports, analytics, stream)
     for module in modules:
         app.include_router(module.router)
