@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from bench.read import memory_mib
 from leadscore_pipeline.db.engine import connect
 from leadscore_pipeline.microbatch import pipeline_steps
 from leadscore_pipeline.refresh import Scope, StepResult
 
 
 def peak_rss_mib() -> float:
-    """This process's own high-water mark. Not ru_maxrss: Linux carries that over from the parent through fork
-    and exec, so a child of the bench (which read the whole CSV) would report the bench's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    """This process's own high-water mark (VmHWM). Not ru_maxrss: Linux carries that over from the parent through
+    fork and exec, so a child of the bench (which read the whole CSV) would report the bench's peak."""
+    return memory_mib(os.getpid())["VmHWM"]
 
 
 def timed_step(name: str, step: Callable[[], StepResult]) -> dict[str, object]:
