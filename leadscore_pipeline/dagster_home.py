@@ -50,7 +50,7 @@ def create_dagster_storage(dagster_home: Path) -> None:
     """Create Dagster's tables in Postgres now, from this one process. On a new database, the processes that
     start together (webserver, daemon, Celery workers) each create them and race; Dagster retries a table that
     already exists but not a type, and a Celery worker died of `type "jobs" already exists`."""
-    from dagster import DagsterInstance  # here: `leadscore up` imports Dagster only when it needs this
+    from dagster import DagsterInstance  # here, not at the top: the rest of this module needs no Dagster
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.get_runs(limit=1)

@@ -181,9 +181,9 @@ def run_stack(settings: Settings) -> None:
     database = prepare_database(settings)
     token = admin_token(settings)
     write_dagster_yaml(settings.dagster_home, database.url)
+    create_dagster_storage(settings.dagster_home)  # before the children race to create it (dagster_home.py)
     if celery_worker_names(settings):
         write_celery_yaml(settings)
-        create_dagster_storage(settings.dagster_home)  # before the workers join the start-up race (dagster_home.py)
     settings.dropzone.mkdir(parents=True, exist_ok=True)
     env = child_environment(settings, database.url, token)
     supervisor = Supervisor(child_specs(settings), env=env, cwd=REPO_ROOT, home=home, say=_say)

@@ -71,8 +71,7 @@ def running_stack(
     api_port, dagster_port = free_port(), free_port()
     dagster_home = home / "dagster"
     write_dagster_yaml(dagster_home, database_url)
-    if extra_commands:
-        create_dagster_storage(dagster_home)  # more processes starting together race to create it (dagster_home.py)
+    create_dagster_storage(dagster_home)  # as `leadscore up`: before the processes race to create it
     env = {
         **os.environ,
         "LEADSCORE_DATABASE_URL": database_url,
