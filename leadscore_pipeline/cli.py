@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from leadscore_pipeline.settings import get_settings
+from leadscore_pipeline.settings import Settings, get_settings
 
 
 def _replay(wait: bool) -> None:
@@ -50,6 +50,19 @@ def _sign(body_file: str, secret: str | None, url: str) -> None:
     print(f"\ncurl -X POST {url} -H 'content-type: application/json' {options} --data-binary {shlex.quote(data)}")
 
 
+def _rebucket(buckets: int) -> None:
+    import psycopg
+
+    from leadscore_pipeline.db.engine import database_url
+    from leadscore_pipeline.db.rebucket import database_buckets, rebucket
+    from leadscore_pipeline.db.urls import libpq_url
+
+    with psycopg.connect(libpq_url(database_url()), autocommit=True) as conn:
+        before = database_buckets(conn)
+        rebucket(conn, buckets)
+    print(f"history re-split from {before} into {buckets} buckets; the pipeline rebuilds every score from it now")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="leadscore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("migrate", help="apply migrations and SQL models to LEADSCORE_DATABASE_URL")
     replay = commands.add_parser("replay", help="rescore everything from the raw events (a Dagster backfill)")
     replay.add_argument("--wait", action="store_true", help="wait until the backfill ends")
+    commands.add_parser(
+        "rebucket",
+        help="re-split the history into LEADSCORE_LEAD_BUCKETS buckets; the pipeline then rebuilds the scores",
+    )
     webhook = commands.add_parser("webhook", help="webhook helpers")
     webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True)
     sign = webhook_commands.add_parser("sign", help="print Standard Webhooks headers (and a curl line) for a body")
@@ -67,6 +84,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
 
+    from leadscore_pipeline.db.rebucket import BucketCountMismatch
+
+    try:
+        _run(args, settings)
+    except BucketCountMismatch as exc:
+        sys.exit(str(exc))
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "up":
         from leadscore_pipeline.stack import run_stack
 
@@ -77,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
 
         migrate(database_url())
         print("database is at the current schema")
+    elif args.command == "rebucket":
+        _rebucket(settings.lead_buckets)
     elif args.command == "replay":
         _replay(args.wait)
     elif args.command == "webhook":

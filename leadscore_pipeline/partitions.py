@@ -2,12 +2,12 @@
 
 import dagster as dg
 
+from leadscore_pipeline.buckets import ALL_BUCKETS, LEAD_BUCKETS
 from leadscore_pipeline.refresh import Scope
-from leadscore_pipeline.scoring.params import LEAD_BUCKETS
 from leadscore_pipeline.settings import get_settings
 
 lead_buckets = dg.StaticPartitionsDefinition([f"{bucket:02d}" for bucket in range(LEAD_BUCKETS)])
-# Every bucketed asset: one run covers a range of buckets. A micro-batch takes all 16 at once (its work is what
+# Every bucketed asset: one run covers a range of buckets. A micro-batch takes all of them at once (its work is what
 # landed); a backfill (a replay) is a run per group of buckets, so each run holds only its buckets' history.
 BY_BUCKET = {
     "partitions_def": lead_buckets,
@@ -18,12 +18,13 @@ BY_BUCKET = {
 # the daily decay) rebuilds its buckets in full.
 MODE_TAG = "leadscore/mode"
 MICROBATCH = "microbatch"
+CATCH_UP = "catch-up"  # a backlog too big for one micro-batch, rebuilt a bucket group per run (refresh.Scope)
 THROUGH_SEQ_TAG = "leadscore/through_seq"
 
 
 def all_buckets_tags() -> dict[str, str]:
     """Tags that make one run cover every bucket (a single-run range over the partitions)."""
-    return bucket_range_tags(tuple(range(LEAD_BUCKETS)))
+    return bucket_range_tags(ALL_BUCKETS)
 
 
 def bucket_range_tags(buckets: tuple[int, ...]) -> dict[str, str]:
@@ -37,7 +38,9 @@ def bucket_range_tags(buckets: tuple[int, ...]) -> dict[str, str]:
 def scope_of(context: dg.AssetExecutionContext) -> Scope:
     tags = context.run.tags
     buckets = tuple(int(key) for key in context.partition_keys)
+    through = tags.get(THROUGH_SEQ_TAG)
     if tags.get(MODE_TAG) == MICROBATCH:
-        through = tags.get(THROUGH_SEQ_TAG)
         return Scope(buckets=buckets, incremental=True, through_seq=int(through) if through else None)
+    if tags.get(MODE_TAG) == CATCH_UP:
+        return Scope(buckets=buckets, through_seq=int(through))
     return Scope(buckets=buckets)

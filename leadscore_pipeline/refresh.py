@@ -8,6 +8,7 @@ scoring that fails on a delivery's data sets that delivery aside (`quarantine`) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,8 +16,11 @@ import polars as pl
 import psycopg
 
 from leadscore_pipeline import clock, quarantine
+from leadscore_pipeline.buckets import ALL_BUCKETS
 from leadscore_pipeline.db.frames import copy_frame, read_frame
-from leadscore_pipeline.db.locks import ALL_BUCKETS, DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
+from leadscore_pipeline.db.locks import DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
+from leadscore_pipeline.db.partitions import lock_exclusively, stage_partition, swap_in
+from leadscore_pipeline.db.watermarks import WATERMARKS
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.scoring.current import current_rows, out_of_bounds
 from leadscore_pipeline.scoring.dedup import (
@@ -51,7 +55,6 @@ DELIVERY_SCHEMA = {
 _DELIVERY_COLUMNS = ", ".join(
     "md5(r.metadata::text) as metadata" if name == "metadata" else f"r.{name}" for name in DELIVERY_SCHEMA
 )
-HISTORY_KEY = ("lead_key", "event_time", "event_id")
 RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
 # What the decay step copies from lead_scores into current_scores, the one table the leaderboard and lead list read.
 LEAD_SCORE_SCHEMA = {
@@ -77,11 +80,20 @@ SERVED_SCHEMA = {
 
 @dataclass(frozen=True)
 class Scope:
-    """What a step covers: lead buckets, and whether only what changed since the last micro-batch."""
+    """What a step covers: lead buckets, and whether only what changed since the last micro-batch.
+
+    Whole buckets are rebuilt from every delivery landed (a replay), or, with `through_seq`, from those through
+    it: a catch-up, the bulk path of a backlog too big for one micro-batch, after which micro-batches go on from
+    `through_seq`.
+    """
 
     buckets: tuple[int, ...] = ALL_BUCKETS
     incremental: bool = False
-    through_seq: int | None = None  # a micro-batch's upper bound: the sensor's range end
+    through_seq: int | None = None  # a micro-batch's or a catch-up's upper bound: the sensor's fence
+
+    @property
+    def catch_up(self) -> bool:
+        return not self.incremental and self.through_seq is not None
 
 
 @dataclass(frozen=True)
@@ -113,10 +125,18 @@ def state_of(conn: psycopg.Connection) -> dict[str, int]:
 
 def microbatched_through(conn: psycopg.Connection) -> int:
     """The landing seq through which every micro-batch step is done: past it, a micro-batch has work left."""
-    return conn.execute(
-        """select least(deduped_through, counted_through, scored_through, served_through, stats_through)
-           from pipeline_state"""
-    ).fetchone()[0]
+    return conn.execute(f"select least({', '.join(WATERMARKS)}) from pipeline_state").fetchone()[0]
+
+
+def catch_up_state(conn: psycopg.Connection) -> tuple[int, set[int]]:
+    """The fence of the latest catch-up, and the buckets whose every step is done through it."""
+    (fence,) = conn.execute("select bulk_through from pipeline_state").fetchone()
+    finished = conn.execute(
+        """select lead_bucket from bulk_progress where through >= %s
+           group by lead_bucket having count(*) = %s""",
+        (fence, len(WATERMARKS)),
+    ).fetchall()
+    return fence, {bucket for (bucket,) in finished}
 
 
 # --- step 1: raw deliveries -> clean events -------------------------------------------------------
@@ -126,7 +146,7 @@ def dedup_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
     """Insert each event's first delivery into clean_events and count the later ones as duplicates."""
     if scope.incremental:
         return _dedup_new_deliveries(conn, scope)
-    return _rebuild_clean_events(conn, scope.buckets)
+    return _rebuild_clean_events(conn, scope)
 
 
 def _dedup_new_deliveries(conn: psycopg.Connection, scope: Scope) -> StepResult:
@@ -194,24 +214,23 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
     )
 
 
-def _rebuild_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...]) -> StepResult:
+def _rebuild_clean_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
+    buckets = scope.buckets
     with conn.transaction():
         lock_buckets(conn, buckets)
-        # Every landed delivery makes events; duplicates are counted only as far as the micro-batches
-        # got, since they count the rest when they reach it.
-        through = landed_through(conn)
-        rebuilt = _rebuilt_clean_rows(conn, buckets, through, counted_through=state_of(conn)["deduped_through"])
-        written = _write_differences(
-            conn, "clean_events", ("event_id",), f"lead_bucket in {buckets_sql(buckets)}", rebuilt
-        )
+        if scope.catch_up:
+            through = counted_through = scope.through_seq  # micro-batches go on from there
+        else:
+            # A replay: every landed delivery makes events; duplicates are counted only as far as the
+            # micro-batches got, since they count the rest when they reach it.
+            through, counted_through = landed_through(conn), state_of(conn)["deduped_through"]
+        rebuilt = _rebuilt_clean_rows(conn, buckets, through, counted_through)
+        _replace_buckets(conn, "clean_events", buckets, rebuilt, _recount_clean_events)
+        finish_catch_up_step(conn, scope, "deduped_through")
     return StepResult(
         rebuilt.height,
         through,
-        {
-            "rows_written": written,
-            "duplicates": int(rebuilt["duplicates"].sum()),
-            "conflicts": int(rebuilt["conflicts"].sum()),
-        },
+        {"duplicates": int(rebuilt["duplicates"].sum()), "conflicts": int(rebuilt["conflicts"].sum())},
         {"duplicate_event_ids": repeated_ids(rebuilt)},
     )
 
@@ -220,7 +239,7 @@ def _rebuilt_clean_rows(
     conn: psycopg.Connection, buckets: tuple[int, ...], through: int, counted_through: int
 ) -> pl.DataFrame:
     """The clean events of `buckets` from every delivery through `through` (a function of its own so the
-    deliveries are freed before the diff against the table is read)."""
+    deliveries are freed before the rebuilt buckets are copied in)."""
     # The first delivery of an event may belong to another bucket: every delivery of each event that has one in
     # these buckets is read (Postgres shuffles by event id), so memory follows the buckets, not all history.
     of_these_events = (
@@ -238,20 +257,55 @@ def _rebuilt_clean_rows(
     return rebuilt_clean_events(deliveries.lazy(), buckets, counted_through).collect()
 
 
-def _write_differences(
-    conn: psycopg.Connection, table: str, key: tuple[str, ...], scope: str, fresh: pl.DataFrame
-) -> int:
-    """Make the rows of `table` within `scope` equal `fresh`, writing only what differs.
+def _replace_buckets(
+    conn: psycopg.Connection,
+    table: str,
+    buckets: tuple[int, ...],
+    rows: pl.DataFrame,
+    before_swap: Callable[[psycopg.Connection, tuple[int, ...], pl.DataFrame], None] | None = None,
+) -> None:
+    """Make `rows` the whole of `table` in `buckets`: each bucket staged in a fresh table, then all swapped in at
+    once (`db.partitions`). A replay recomputes every row, so nothing is diffed and no index is updated row by row."""
+    for bucket in buckets:
+        stage_partition(conn, table, bucket, rows.filter(pl.col("lead_bucket") == bucket))
+    lock_exclusively(conn, table, buckets)
+    if before_swap is not None:
+        before_swap(conn, buckets, rows)
+    swap_in(conn, table, buckets)
 
-    A replay mostly recomputes identical rows; rewriting them all would cost index updates for nothing.
-    """
-    schema = fresh.schema
-    existing = read_frame(conn, f"select {', '.join(schema)} from {table} where {scope}", schema)
-    stale, new = (rows.collect() for rows in differences(existing.lazy(), fresh.lazy()))
-    _delete_keys(conn, table, key, stale)
-    copy_frame(conn, table, new)
-    analyze(conn, table)
-    return new.height
+
+def _recount_clean_events(conn: psycopg.Connection, buckets: tuple[int, ...], rows: pl.DataFrame) -> None:
+    """Move the served event totals from the swapped-out buckets to the new ones: an attach fires no trigger."""
+    conn.execute("select 1 from serving_counts where id = 1 for update")  # the order every totals writer keeps
+    conn.execute(
+        f"""update serving_counts s set events = s.events - o.events + %s,
+                duplicates = s.duplicates - o.duplicates + %s, conflicts = s.conflicts - o.conflicts + %s
+            from (select count(*) as events, coalesce(sum(duplicates), 0) as duplicates,
+                         coalesce(sum(conflicts), 0) as conflicts
+                  from clean_events where lead_bucket in {buckets_sql(buckets)}) o
+            where s.id = 1""",
+        (rows.height, int(rows["duplicates"].sum()), int(rows["conflicts"].sum())),
+    )
+
+
+def finish_catch_up_step(conn: psycopg.Connection, scope: Scope, watermark: str) -> None:
+    """Mark a catch-up's step done for its buckets; the run that finishes the last bucket moves the step's
+    watermark to the fence, in the same transaction, and micro-batches take that step over from there."""
+    if not scope.catch_up:
+        return
+    # One finisher at a time, so the last one sees every other's mark (the row lock orders them).
+    conn.execute("select 1 from pipeline_state for update")
+    conn.execute(
+        """insert into bulk_progress (step, lead_bucket, through) select %s, unnest(%s::smallint[]), %s
+           on conflict (step, lead_bucket) do update set through = excluded.through""",
+        (watermark, list(scope.buckets), scope.through_seq),
+    )
+    conn.execute(
+        f"""update pipeline_state set {watermark} = %(fence)s
+            where {watermark} < %(fence)s and lead_buckets = (
+                select count(*) from bulk_progress where step = %(step)s and through >= %(fence)s)""",
+        {"fence": scope.through_seq, "step": watermark},
+    )
 
 
 def _delete_keys(conn: psycopg.Connection, table: str, key: tuple[str, ...], rows: pl.DataFrame) -> None:
@@ -374,6 +428,7 @@ def _score(conn: psycopg.Connection, scope: Scope, params: ScoringParams, upto: 
             events_where = f"{where} and seq <= {through}"
         else:
             where = events_where = f"lead_bucket in {buckets_sql(scope.buckets)}"
+            through = scope.through_seq if scope.catch_up else through
 
         events = read_frame(
             conn, f"select {', '.join(CLEAN_SCHEMA)} from clean_events where {events_where}", CLEAN_SCHEMA
@@ -381,24 +436,24 @@ def _score(conn: psycopg.Connection, scope: Scope, params: ScoringParams, upto: 
         rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
         scored = score_leads(events.lazy(), rules.lazy(), params)
         event_count = events.height
-        del events  # freed before a replay reads the stored history to diff against (peak memory)
+        del events  # freed before the history is copied out (peak memory)
         history = scored.history
         leads_frame = scored.leads.with_columns(
             rules_version=pl.lit(state["rules_version"]), scored_seq=pl.lit(through)
         )
 
-        if scope.incremental:
-            conn.execute(f"delete from score_history where {where}")
-            copy_frame(conn, "score_history", history)
-        else:
-            _write_differences(conn, "score_history", HISTORY_KEY, where, history)
         conn.execute(f"delete from lead_scores where {where}")
         copy_frame(conn, "lead_scores", leads_frame)
         if scope.incremental:
+            conn.execute(f"delete from score_history where {where}")
+            copy_frame(conn, "score_history", history)
             conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
         else:
+            analyze(conn, "lead_scores")
+            # Before any row lock: a swap waiting for readers must hold nothing another rebuild could wait for.
+            _replace_buckets(conn, "score_history", scope.buckets, history)
             conn.execute("update pipeline_state set last_replay_at = now()")
-            analyze(conn, "score_history", "lead_scores")
+            finish_catch_up_step(conn, scope, "scored_through")
     return StepResult(
         leads_frame.height,
         through,
@@ -463,6 +518,7 @@ def decay_scores(
                     where b.lead_bucket in {buckets_sql(scope.buckets)}"""
             )
             conn.execute("update pipeline_state set last_decay_at = now()")
+            finish_catch_up_step(conn, scope, "served_through")
             analyze(conn, "current_scores")
     details = {"leads": current.height, "rows_written": written.height}
     return StepResult(current.height, 0, details, {"out_of_bounds": out_of_bounds(current, params)})

@@ -9,9 +9,10 @@ from __future__ import annotations
 import polars as pl
 import psycopg
 
+from leadscore_pipeline.buckets import ALL_BUCKETS
 from leadscore_pipeline.db.frames import copy_frame, read_frame
-from leadscore_pipeline.db.locks import ALL_BUCKETS, DEDUP_LOCK, SCORE_LOCK, STATS_LOCK, buckets_sql, lock, lock_buckets
-from leadscore_pipeline.refresh import TIMESTAMP, Scope, StepResult, analyze
+from leadscore_pipeline.db.locks import DEDUP_LOCK, SCORE_LOCK, STATS_LOCK, buckets_sql, lock, lock_buckets
+from leadscore_pipeline.refresh import TIMESTAMP, Scope, StepResult, analyze, finish_catch_up_step
 from leadscore_pipeline.scoring.analytics import daily_counts, lead_type_stats
 
 _EVENT_SCHEMA = {"lead_bucket": pl.Int16, "event_time": TIMESTAMP, "event_type": pl.String}
@@ -37,8 +38,10 @@ def count_daily_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
         if scope.incremental:
             where = f"seq > {start} and seq <= {through}"
         else:
-            # Events past counted_through are added by the next micro-batch: count each exactly once.
-            where, through = f"lead_bucket in {buckets_sql(scope.buckets)} and seq <= {start}", start
+            # Events past counted_through are added by the next micro-batch: count each exactly once. A catch-up
+            # counts through its fence, where the micro-batches will start.
+            through = scope.through_seq if scope.catch_up else start
+            where = f"lead_bucket in {buckets_sql(scope.buckets)} and seq <= {through}"
         events = read_frame(
             conn, f"select lead_bucket, event_time, event_type from clean_events where {where}", _EVENT_SCHEMA
         )
@@ -55,6 +58,7 @@ def count_daily_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
         else:
             conn.execute(f"delete from daily_event_counts where lead_bucket in {buckets_sql(scope.buckets)}")
             copy_frame(conn, "daily_event_counts", counts)
+            finish_catch_up_step(conn, scope, "counted_through")
     return StepResult(counts.height, through, {"events": events.height}, {})
 
 
@@ -79,5 +83,6 @@ def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
         if scope.incremental:
             conn.execute("update pipeline_state set stats_through = %s", (through,))
         else:
+            finish_catch_up_step(conn, scope, "stats_through")
             analyze(conn, "lead_event_stats")
     return StepResult(stats.height, 0, {"events": history.height}, {})

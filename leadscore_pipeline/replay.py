@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from leadscore_pipeline.scoring.params import LEAD_BUCKETS
+from leadscore_pipeline.buckets import LEAD_BUCKETS
 
 SCORING_ASSETS = (
     "clean_events",

@@ -12,19 +12,20 @@ from dataclasses import dataclass
 import dagster as dg
 
 from leadscore_pipeline import clock
+from leadscore_pipeline.buckets import ALL_BUCKETS, bucket_groups
 from leadscore_pipeline.dropzone import complete_files
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.jobs import land_dropped_files, score_deliveries
 from leadscore_pipeline.partitions import (
+    CATCH_UP,
     MICROBATCH,
     MODE_TAG,
     THROUGH_SEQ_TAG,
     all_buckets_tags,
     bucket_range_tags,
 )
-from leadscore_pipeline.refresh import microbatched_through
+from leadscore_pipeline.refresh import catch_up_state, microbatched_through
 from leadscore_pipeline.resources import PostgresResource
-from leadscore_pipeline.scoring.params import bucket_groups
 from leadscore_pipeline.settings import get_settings
 
 IN_FLIGHT = [
@@ -112,18 +113,37 @@ def new_deliveries_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
     with postgres.connect() as conn:
         landed = landed_through(conn, patience=1.0)
         done = microbatched_through(conn)
-    if landed is None:
-        return dg.SkipReason("a landing (a large upload?) is still committing; the next tick looks again")
-    if landed <= done:
-        return dg.SkipReason(f"nothing to do: every micro-batch step is done through {done}, all that landed")
-    running, failure = runs_of(context.instance, {MODE_TAG: MICROBATCH})
-    if running:
-        # The next run takes everything landed meanwhile: batches grow with load instead of runs piling up.
-        return dg.SkipReason(f"{running} micro-batch run(s) in flight; deliveries through {landed} wait")
+        fence, finished = catch_up_state(conn)
+        if fence > done:  # a catch-up is under way: its unfinished bucket groups, then micro-batches from its fence
+            return catch_up(context, fence, set(ALL_BUCKETS) - finished)
+        if landed is None:
+            return dg.SkipReason("a landing (a large upload?) is still committing; the next tick looks again")
+        if landed <= done:
+            return dg.SkipReason(f"nothing to do: every micro-batch step is done through {done}, all that landed")
+        running, failure = runs_of(context.instance, {MODE_TAG: MICROBATCH})
+        if running:
+            # The next run takes everything landed meanwhile: batches grow with load instead of runs piling up.
+            return dg.SkipReason(f"{running} micro-batch run(s) in flight; deliveries through {landed} wait")
+        if landed - done > get_settings().bulk_threshold:
+            # Too much for one process to hold: rebuild it bucket group by bucket group, as a replay does.
+            conn.execute("update pipeline_state set bulk_through = %s", (landed,))
+            context.update_cursor(str(landed))
+            return catch_up(context, landed, set(ALL_BUCKETS))
     if reason := retry_wait_reason("the micro-batch", failure):
         return dg.SkipReason(reason)
     context.update_cursor(str(landed))  # how far runs were requested, for the UI
     return microbatch_request(done + 1, landed, failure)
+
+
+def catch_up(context: dg.SensorEvaluationContext, fence: int, needed: set[int]) -> list[dg.RunRequest] | dg.SkipReason:
+    requests, waiting = group_requests(
+        context,
+        needed,
+        f"catch-up-{fence}",
+        f"the catch-up through {fence}",
+        {MODE_TAG: CATCH_UP, THROUGH_SEQ_TAG: str(fence)},
+    )
+    return requests or dg.SkipReason("; ".join(waiting))
 
 
 @dg.sensor(
@@ -143,26 +163,39 @@ def rules_change_sensor(context: dg.SensorEvaluationContext, postgres: PostgresR
         }
     if not stale:
         return dg.SkipReason(f"scores reflect rules version {rules_version}")
-    trigger = f"rules-v{rules_version}"
-    # A run per group of buckets, each followed (in flight, failed, backoff) on its own.
+    requests, waiting = group_requests(
+        context, stale, f"rules-v{rules_version}", f"the rescore for rules version {rules_version}"
+    )
+    return requests or dg.SkipReason("; ".join(waiting))
+
+
+def group_requests(
+    context: dg.SensorEvaluationContext,
+    needed: set[int],
+    trigger: str,
+    what: str,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """A run per group of buckets holding one of `needed`, each followed (in flight, failed, backoff) on its own;
+    and why the groups not requested wait."""
     requests, waiting = [], []
     for group in bucket_groups(get_settings().replay_buckets_per_run):
-        if stale.isdisjoint(group):
+        if needed.isdisjoint(group):
             continue
         label = f"{group[0]:02d}-{group[-1]:02d}"
         running, failure = runs_of(context.instance, {TRIGGER_TAG: trigger, BUCKETS_TAG: label})
         if running:
-            waiting.append(f"the rescore of buckets {label} for rules version {rules_version} is in flight")
-        elif reason := retry_wait_reason(f"buckets {label}: the rescore for rules version {rules_version}", failure):
+            waiting.append(f"buckets {label}: {what} is in flight")
+        elif reason := retry_wait_reason(f"buckets {label}: {what}", failure):
             waiting.append(reason)
         else:
             requests.append(
                 dg.RunRequest(
                     run_key=f"{trigger}-b{label}" + (failure.run_key_suffix() if failure else ""),
-                    tags={**bucket_range_tags(group), TRIGGER_TAG: trigger, BUCKETS_TAG: label},
+                    tags={**bucket_range_tags(group), TRIGGER_TAG: trigger, BUCKETS_TAG: label, **(tags or {})},
                 )
             )
-    return requests or dg.SkipReason("; ".join(waiting))
+    return requests, waiting
 
 
 @dg.sensor(

@@ -36,9 +36,15 @@ class Settings(BaseSettings):
     # CSV files dropped here are landed by a Dagster sensor; default: $LEADSCORE_HOME/dropzone.
     drop_dir: Path | None = None
     dagster_url: str | None = None  # the Dagster webserver the API launches replays through
-    # A replay or rules rescore is one Dagster run per this many lead buckets (of 16): a run's memory follows its
+    # Leads are split into this many buckets by a hash of their key: the unit of every rebuild (a bucket's history
+    # is what a replay holds in memory at once). Changing it for a database with history: `leadscore rebucket`.
+    lead_buckets: int = Field(16, ge=1, le=256)
+    # A backlog of more landed deliveries than this is not one micro-batch (whose memory would follow it) but a
+    # catch-up: rebuilt a bucket group per run, as a replay is, through the landing seq it started at.
+    bulk_threshold: int = Field(200_000, ge=1)
+    # A replay or rules rescore is one Dagster run per this many lead buckets: a run's memory follows its
     # buckets' history, and the runs go side by side.
-    replay_buckets_per_run: int = Field(4, ge=1, le=16)
+    replay_buckets_per_run: int = Field(4, ge=1, le=256)
     # Where the steps of a backfill's runs (replays, rescores) execute: in the run's own process, or as Celery tasks
     # on workers (docs/scale-out.md). Micro-batches stay in-process either way: a task hop costs them latency.
     executor: Literal["in_process", "celery"] = "in_process"

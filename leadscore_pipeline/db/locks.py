@@ -7,11 +7,8 @@ from collections.abc import Iterable
 
 import psycopg
 
-from leadscore_pipeline.scoring.params import LEAD_BUCKETS
-
 DEDUP_LOCK, SCORE_LOCK, DECAY_LOCK, STATS_LOCK = 7_406_010, 7_406_011, 7_406_012, 7_406_013
 BUCKET_LOCK_BASE = 7_406_100
-ALL_BUCKETS = tuple(range(LEAD_BUCKETS))
 
 
 def lock(conn: psycopg.Connection, keys: Iterable[int]) -> None:

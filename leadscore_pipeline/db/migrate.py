@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -11,8 +12,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from leadscore_pipeline.db.engine import engine_for
-from leadscore_pipeline.db.urls import sqlalchemy_url
+from leadscore_pipeline.db.rebucket import follow_setting
+from leadscore_pipeline.db.urls import libpq_url, sqlalchemy_url
 from leadscore_pipeline.scoring.params import DEFAULT_RULES
+from leadscore_pipeline.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Dagster's own storage keeps an `alembic_version` table in the same database; ours has its own name.
@@ -47,9 +50,12 @@ def seed_default_rules(engine: Engine) -> None:
 
 
 def migrate(url: str) -> None:
+    """Raises BucketCountMismatch when LEADSCORE_LEAD_BUCKETS differs from a database with history's split."""
     from leadscore_pipeline.db.views import apply_sql_models
 
     command.upgrade(alembic_config(url), "head")
     engine = engine_for(url)
     apply_sql_models(engine)
     seed_default_rules(engine)
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        follow_setting(conn, get_settings().lead_buckets)

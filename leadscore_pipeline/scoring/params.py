@@ -28,12 +28,3 @@ DEFAULT_RULES: dict[str, int] = {
     "PURCHASE": 100,
     "REFUND": -50,
 }
-
-# Leads are split into this many buckets by `hashtext(lead_key) & 15` in Postgres (migration 0001):
-# the partitions of the scoring assets, so a replay can run buckets side by side.
-LEAD_BUCKETS = 16
-
-
-def bucket_groups(per_run: int) -> list[tuple[int, ...]]:
-    """The buckets in ranges of `per_run` (the last may be shorter): what one replay run covers."""
-    return [tuple(range(first, min(first + per_run, LEAD_BUCKETS))) for first in range(0, LEAD_BUCKETS, per_run)]

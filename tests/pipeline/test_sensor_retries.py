@@ -19,15 +19,6 @@ UNREACHABLE = {"postgres": PostgresResource(database_url="postgresql://postgres@
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"  # set by Dagster on a failed run once its retry is launched
 
 
-@pytest.fixture
-def tick(db, instance):
-    def evaluate(sensor: dg.SensorDefinition) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=instance, resources={"postgres": PostgresResource(database_url=db)})
-        return sensor.evaluate_tick(context)
-
-    return evaluate
-
-
 def run(instance: dg.DagsterInstance, request: dg.RunRequest, resources: dict | None = None) -> dg.RunRecord:
     result = defs.resolve_job_def("score_deliveries").execute_in_process(
         instance=instance, tags=request.tags, resources=resources, raise_on_error=False

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from alembic import command
 
+from leadscore_pipeline.buckets import LEAD_BUCKETS
 from leadscore_pipeline.db.embedded import drop_database, ensure_database
 from leadscore_pipeline.db.migrate import alembic_config
 from leadscore_pipeline.db.urls import libpq_url
@@ -20,7 +21,6 @@ from leadscore_pipeline.ingest.csv_batches import land_csv
 from leadscore_pipeline.microbatch import run_all_steps
 from leadscore_pipeline.refresh import Scope, decay_scores, dedup_deliveries
 from leadscore_pipeline.refresh_analytics import refresh_lead_stats
-from leadscore_pipeline.scoring.params import LEAD_BUCKETS
 from leadscore_pipeline.settings import get_settings
 from tests.conftest import reset_database
 from tests.frozen import NOW

@@ -1,0 +1,136 @@
+"""Tables partitioned by lead bucket (migration 0009), and how a rebuilt bucket replaces its partition.
+
+A rebuild copies the bucket's rows into a fresh table, builds its keys and indexes once the rows are in (one sort
+each, not an index update per row), then swaps it for the old partition by detach and attach in the caller's
+transaction. Readers see the old bucket until that commits and the new one after: never a half-written bucket.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import polars as pl
+import psycopg
+
+from leadscore_pipeline.db.frames import copy_frame
+
+PARTITIONED = ("clean_events", "score_history")
+
+
+def partition_name(table: str, bucket: int) -> str:
+    return f"{table}_b{int(bucket):02d}"
+
+
+def create_partitions(table: str, buckets: int) -> str:
+    """SQL creating the partitions of buckets 0 .. buckets - 1."""
+    return "\n".join(
+        f"create table {partition_name(table, b)} partition of {table} for values in ({b});" for b in range(buckets)
+    )
+
+
+def _index_statements(conn: psycopg.Connection, table: str, target: str) -> list[str]:
+    """The keys and indexes `table` declares, as statements that build them on `target` under names of its own."""
+    rows = conn.execute(
+        """select c.relname, pg_get_indexdef(i.indexrelid), pg_get_constraintdef(k.oid)
+           from pg_index i
+           join pg_class c on c.oid = i.indexrelid
+           left join pg_constraint k on k.conindid = i.indexrelid and k.conrelid = i.indrelid
+           where i.indrelid = %s::regclass
+           order by c.relname""",
+        (table,),
+    ).fetchall()
+    statements = []
+    for name, index_sql, constraint_sql in rows:
+        own_name = target + name.removeprefix(table)
+        if constraint_sql:  # a primary key or unique constraint: the partition's must be a constraint too
+            statements.append(f"alter table {target} add constraint {own_name} {constraint_sql}")
+        else:
+            statements.append(
+                re.sub(
+                    r"^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ ", rf"CREATE \1INDEX {own_name} ON {target} ", index_sql
+                )
+            )
+    return statements
+
+
+def stage_partition(conn: psycopg.Connection, table: str, bucket: int, rows: pl.DataFrame) -> None:
+    """Copy `rows` (all in `bucket`) into a fresh table shaped like `table`, with its keys and indexes built after.
+
+    The shape is read off the catalog, not by `create table (like ...)`: that would hold a lock on `table` until
+    commit, and two rebuilds each holding one while waiting to swap would wait for each other for ever.
+    """
+    fresh = _staged_name(table, bucket)
+    conn.execute(f"create table {fresh} ({_columns_sql(conn, table)})")
+    copy_frame(conn, fresh, rows)
+    for statement in _index_statements(conn, table, fresh):
+        conn.execute(statement)
+    # Proves the rows belong to the bucket, so the attach need not scan them to check.
+    conn.execute(f"alter table {fresh} add constraint {fresh}_in_bucket check (lead_bucket = {int(bucket)})")
+    conn.execute(f"analyze {fresh}")
+
+
+def swap_in(conn: psycopg.Connection, table: str, buckets: tuple[int, ...]) -> None:
+    """Replace the partitions of `buckets` by the ones staged for them. Holds an exclusive lock on `table` until the
+    caller's transaction commits: call it last."""
+    lock_exclusively(conn, table, buckets)
+    for bucket in buckets:
+        live, fresh = partition_name(table, bucket), _staged_name(table, bucket)
+        conn.execute(f"alter table {table} detach partition {live}")
+        conn.execute(f"alter table {table} attach partition {fresh} for values in ({int(bucket)})")
+        conn.execute(f"drop table {live}")
+        conn.execute(f"alter table {fresh} drop constraint {fresh}_in_bucket")
+        conn.execute(f"alter table {fresh} rename to {live}")
+        indexes = conn.execute("select indexrelid::regclass::text from pg_index where indrelid = %s::regclass", (live,))
+        for (index,) in indexes.fetchall():
+            conn.execute(f"alter index {index} rename to {live + index.removeprefix(fresh)}")
+
+
+def lock_exclusively(conn: psycopg.Connection, table: str, buckets: tuple[int, ...], deadline_s: float = 900.0) -> None:
+    """Take the exclusive locks of `table` and its partitions of `buckets` without queueing for them: a queued
+    request would hold every new reader of the table behind the longest transaction already reading it.
+
+    Retries until they are free, for at most `deadline_s`. An autovacuum in the way is cancelled, as Postgres
+    does for a queued request: the partitions it is vacuuming are about to be dropped.
+    """
+    relations = ", ".join(f"only {name}" for name in (table, *(partition_name(table, b) for b in buckets)))
+    give_up = time.monotonic() + deadline_s
+    while True:
+        try:
+            with conn.transaction():  # a savepoint: a refused try leaves the caller's transaction usable
+                conn.execute(f"lock table {relations} in access exclusive mode nowait")
+            return
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() > give_up:
+                raise
+            _cancel_autovacuum(conn, [partition_name(table, b) for b in buckets])
+            time.sleep(0.02)
+
+
+def _cancel_autovacuum(conn: psycopg.Connection, partitions: list[str]) -> None:
+    try:
+        with conn.transaction():
+            conn.execute(
+                """select pg_cancel_backend(a.pid) from pg_stat_activity a join pg_locks l on l.pid = a.pid
+                   where a.backend_type = 'autovacuum worker' and l.relation = any(%s::regclass[])""",
+                (partitions,),
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        pass  # a role that may not cancel it waits for the vacuum to end instead
+
+
+def _columns_sql(conn: psycopg.Connection, table: str) -> str:
+    columns = conn.execute(
+        """select format('%%I %%s%%s%%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                         case when a.attnotnull then ' not null' end,
+                         ' default ' || pg_get_expr(d.adbin, d.adrelid))
+           from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+           where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped
+           order by a.attnum""",
+        (table,),
+    ).fetchall()
+    return ", ".join(column for (column,) in columns)
+
+
+def _staged_name(table: str, bucket: int) -> str:
+    return partition_name(table, bucket) + "_next"
