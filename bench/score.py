@@ -1,6 +1,7 @@
 """Score what is landed in LEADSCORE_DATABASE_URL as a process of its own, as a Dagster run would, and print step
-timings and peak RSS as JSON: `microbatch` (everything new as one micro-batch) or `replay 0,1,2,3` (those buckets
-rebuilt from the deliveries, as one run of a replay does)."""
+timings and peak RSS as JSON: `microbatch` (everything new as one micro-batch), `replay 0,1,2,3` (those buckets
+rebuilt from the deliveries, as one run of a replay does) or `catch-up 0,1,2,3 --through N` (one run of the bulk path
+that a backlog past LEADSCORE_BULK_THRESHOLD takes)."""
 
 from __future__ import annotations
 
@@ -42,13 +43,15 @@ def score(scope: Scope) -> list[dict[str, object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=("microbatch", "replay"))
-    parser.add_argument("buckets", nargs="?", default="", help="replay: the buckets, comma-separated")
+    parser.add_argument("mode", choices=("microbatch", "replay", "catch-up"))
+    parser.add_argument("buckets", nargs="?", default="", help="replay, catch-up: the buckets, comma-separated")
+    parser.add_argument("--through", type=int, help="catch-up: its fence (pipeline_state.bulk_through)")
     args = parser.parse_args()
     if args.mode == "microbatch":
         scope = Scope(incremental=True)
     else:
-        scope = Scope(buckets=tuple(int(bucket) for bucket in args.buckets.split(",")))
+        buckets = tuple(int(bucket) for bucket in args.buckets.split(","))
+        scope = Scope(buckets=buckets, through_seq=args.through if args.mode == "catch-up" else None)
     steps = score(scope)
     print(json.dumps({"steps": steps, "peak_rss_mib": peak_rss_mib()}))
 
