@@ -110,8 +110,11 @@ async def _samples(conn: AsyncConnection) -> list[str]:
     if time.monotonic() - taken > SEARCH_SAMPLES_MAX_AGE_SECONDS:
         row = await _one(
             conn,
-            """select histogram_bounds::text::text[] as samples from pg_stats
-               where schemaname = current_schema() and tablename = 'current_scores' and attname = 'search_text'""",
+            # current_scores is partitioned by bucket (migration 0011): the samples of every partition.
+            """select array_agg(sample) as samples
+               from pg_stats s cross join unnest(s.histogram_bounds::text::text[]) as sample
+               where s.schemaname = current_schema() and s.attname = 'search_text'
+                 and s.tablename ~ '^current_scores_b[0-9]+$'""",
         )
         samples = (row or {}).get("samples") or []
         _search_samples = (time.monotonic(), samples)

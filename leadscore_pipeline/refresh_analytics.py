@@ -12,6 +12,7 @@ import psycopg
 from leadscore_pipeline.buckets import ALL_BUCKETS
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.locks import DEDUP_LOCK, SCORE_LOCK, STATS_LOCK, buckets_sql, lock, lock_buckets
+from leadscore_pipeline.db.partitions import bucket_rows
 from leadscore_pipeline.refresh import TIMESTAMP, Scope, StepResult, analyze, finish_catch_up_step
 from leadscore_pipeline.scoring.analytics import daily_counts, lead_type_stats
 
@@ -41,9 +42,10 @@ def count_daily_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
             # Events past counted_through are added by the next micro-batch: count each exactly once. A catch-up
             # counts through its fence, where the micro-batches will start.
             through = scope.through_seq if scope.catch_up else start
-            where = f"lead_bucket in {buckets_sql(scope.buckets)} and seq <= {through}"
+            where = f"seq <= {through}"
+        events_from = "clean_events" if scope.incremental else bucket_rows("clean_events", scope.buckets)
         events = read_frame(
-            conn, f"select lead_bucket, event_time, event_type from clean_events where {where}", _EVENT_SCHEMA
+            conn, f"select lead_bucket, event_time, event_type from {events_from} where {where}", _EVENT_SCHEMA
         )
         counts = daily_counts(events.lazy()).collect()
         if scope.incremental:
@@ -74,8 +76,9 @@ def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
         else:
             lock_buckets(conn, scope.buckets)
             leads = f"lead_bucket in {buckets_sql(scope.buckets)}"
+        history_from = "score_history" if scope.incremental else bucket_rows("score_history", scope.buckets)
         history = read_frame(
-            conn, f"select {', '.join(_HISTORY_SCHEMA)} from score_history where {leads}", _HISTORY_SCHEMA
+            conn, f"select {', '.join(_HISTORY_SCHEMA)} from {history_from} where {leads}", _HISTORY_SCHEMA
         )
         stats = lead_type_stats(history.lazy()).collect()
         conn.execute(f"delete from lead_event_stats where {leads}")

@@ -15,7 +15,7 @@ import psycopg
 
 from leadscore_pipeline.db.frames import copy_frame
 
-PARTITIONED = ("clean_events", "score_history")
+PARTITIONED = ("clean_events", "score_history", "lead_scores", "current_scores")
 
 
 def partition_name(table: str, bucket: int) -> str:
@@ -27,6 +27,27 @@ def create_partitions(table: str, buckets: int) -> str:
     return "\n".join(
         f"create table {partition_name(table, b)} partition of {table} for values in ({b});" for b in range(buckets)
     )
+
+
+def name_partition_indexes(table: str) -> str:
+    """SQL renaming each partition's keys and indexes after the parent's (`clean_events_b03_lead` for
+    `clean_events_lead`), as a swap names them: Postgres names those it makes for a new partition its own way."""
+    return f"""
+        do $$ declare index record; begin
+            for index in
+                select child.relname as name, part.relname || substr(parent.relname, length('{table}') + 1) as wanted
+                from pg_inherits i
+                join pg_class child on child.oid = i.inhrelid
+                join pg_class parent on parent.oid = i.inhparent
+                join pg_index x on x.indexrelid = child.oid
+                join pg_class part on part.oid = x.indrelid
+                join pg_inherits p on p.inhrelid = part.oid and p.inhparent = '{table}'::regclass
+            loop
+                if index.name <> index.wanted then
+                    execute 'alter index ' || quote_ident(index.name) || ' rename to ' || quote_ident(index.wanted);
+                end if;
+            end loop;
+        end $$;"""
 
 
 def _index_statements(conn: psycopg.Connection, table: str, target: str) -> list[str]:
@@ -54,15 +75,25 @@ def _index_statements(conn: psycopg.Connection, table: str, target: str) -> list
     return statements
 
 
-def stage_partition(conn: psycopg.Connection, table: str, bucket: int, rows: pl.DataFrame) -> None:
-    """Copy `rows` (all in `bucket`) into a fresh table shaped like `table`, with its keys and indexes built after.
+def bucket_rows(table: str, buckets: tuple[int, ...]) -> str:
+    """A FROM item for `table`'s rows in `buckets`, read from their partitions directly. A rebuild reads this
+    way: a read through the parent would hold a lock on all of it until commit, and the swap of another bucket
+    group would wait for that whole transaction instead of only for the swaps."""
+    union = " union all ".join(f"select * from {partition_name(table, b)}" for b in buckets)
+    return f"({union}) as {table}"
+
+
+def stage_partition(conn: psycopg.Connection, table: str, bucket: int, *rows: pl.DataFrame) -> None:
+    """Copy the frames of `rows` (all in `bucket`, each with the columns it sets) into a fresh table shaped like
+    `table`, with its keys and indexes built after.
 
     The shape is read off the catalog, not by `create table (like ...)`: that would hold a lock on `table` until
     commit, and two rebuilds each holding one while waiting to swap would wait for each other for ever.
     """
     fresh = _staged_name(table, bucket)
     conn.execute(f"create table {fresh} ({_columns_sql(conn, table)})")
-    copy_frame(conn, fresh, rows)
+    for frame in rows:
+        copy_frame(conn, fresh, frame)
     for statement in _index_statements(conn, table, fresh):
         conn.execute(statement)
     # Proves the rows belong to the bucket, so the attach need not scan them to check.
@@ -70,30 +101,42 @@ def stage_partition(conn: psycopg.Connection, table: str, bucket: int, rows: pl.
     conn.execute(f"analyze {fresh}")
 
 
-def swap_in(conn: psycopg.Connection, table: str, buckets: tuple[int, ...]) -> None:
-    """Replace the partitions of `buckets` by the ones staged for them. Holds an exclusive lock on `table` until the
-    caller's transaction commits: call it last."""
-    lock_exclusively(conn, table, buckets)
-    for bucket in buckets:
-        live, fresh = partition_name(table, bucket), _staged_name(table, bucket)
-        conn.execute(f"alter table {table} detach partition {live}")
-        conn.execute(f"alter table {table} attach partition {fresh} for values in ({int(bucket)})")
-        conn.execute(f"drop table {live}")
-        conn.execute(f"alter table {fresh} drop constraint {fresh}_in_bucket")
-        conn.execute(f"alter table {fresh} rename to {live}")
-        indexes = conn.execute("select indexrelid::regclass::text from pg_index where indrelid = %s::regclass", (live,))
-        for (index,) in indexes.fetchall():
-            conn.execute(f"alter index {index} rename to {live + index.removeprefix(fresh)}")
+def staged(table: str, bucket: int) -> str:
+    """The table `stage_partition` fills for `bucket`, until the swap."""
+    return _staged_name(table, bucket)
 
 
-def lock_exclusively(conn: psycopg.Connection, table: str, buckets: tuple[int, ...], deadline_s: float = 900.0) -> None:
-    """Take the exclusive locks of `table` and its partitions of `buckets` without queueing for them: a queued
-    request would hold every new reader of the table behind the longest transaction already reading it.
+def swap_in(conn: psycopg.Connection, tables: tuple[str, ...], buckets: tuple[int, ...]) -> None:
+    """Replace the partitions of `buckets` of each of `tables` by the ones staged for them. Holds exclusive locks
+    on the tables until the caller's transaction commits: call it last."""
+    lock_exclusively(conn, tables, buckets)
+    for table in tables:
+        for bucket in buckets:
+            live, fresh = partition_name(table, bucket), _staged_name(table, bucket)
+            conn.execute(f"alter table {table} detach partition {live}")
+            conn.execute(f"alter table {table} attach partition {fresh} for values in ({int(bucket)})")
+            conn.execute(f"drop table {live}")
+            conn.execute(f"alter table {fresh} drop constraint {fresh}_in_bucket")
+            conn.execute(f"alter table {fresh} rename to {live}")
+            indexes = conn.execute(
+                "select indexrelid::regclass::text from pg_index where indrelid = %s::regclass", (live,)
+            )
+            for (index,) in indexes.fetchall():
+                conn.execute(f"alter index {index} rename to {live + index.removeprefix(fresh)}")
+
+
+def lock_exclusively(
+    conn: psycopg.Connection, tables: tuple[str, ...], buckets: tuple[int, ...], deadline_s: float = 900.0
+) -> None:
+    """Take the exclusive locks of `tables` and their partitions of `buckets`, all at once, without queueing for
+    them: a queued request would hold every new reader of a table behind the longest transaction already reading
+    it, and holding some while waiting for others could wait for ever on a rebuild doing the same.
 
     Retries until they are free, for at most `deadline_s`. An autovacuum in the way is cancelled, as Postgres
     does for a queued request: the partitions it is vacuuming are about to be dropped.
     """
-    relations = ", ".join(f"only {name}" for name in (table, *(partition_name(table, b) for b in buckets)))
+    partitions = [partition_name(table, b) for table in tables for b in buckets]
+    relations = ", ".join(f"only {name}" for name in (*tables, *partitions))
     give_up = time.monotonic() + deadline_s
     while True:
         try:
@@ -103,7 +146,7 @@ def lock_exclusively(conn: psycopg.Connection, table: str, buckets: tuple[int, .
         except psycopg.errors.LockNotAvailable:
             if time.monotonic() > give_up:
                 raise
-            _cancel_autovacuum(conn, [partition_name(table, b) for b in buckets])
+            _cancel_autovacuum(conn, partitions)
             time.sleep(0.02)
 
 
@@ -123,7 +166,9 @@ def _columns_sql(conn: psycopg.Connection, table: str) -> str:
     columns = conn.execute(
         """select format('%%I %%s%%s%%s', a.attname, format_type(a.atttypid, a.atttypmod),
                          case when a.attnotnull then ' not null' end,
-                         ' default ' || pg_get_expr(d.adbin, d.adrelid))
+                         case when a.attgenerated = 's'
+                              then ' generated always as (' || pg_get_expr(d.adbin, d.adrelid) || ') stored'
+                              else ' default ' || pg_get_expr(d.adbin, d.adrelid) end)
            from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
            where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped
            order by a.attnum""",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 
 from leadscore_pipeline.buckets import lead_bucket_sql
-from leadscore_pipeline.db.partitions import PARTITIONED, create_partitions, partition_name
+from leadscore_pipeline.db.partitions import PARTITIONED, create_partitions, name_partition_indexes, partition_name
 from leadscore_pipeline.db.watermarks import WATERMARKS
 
 # Emptied by truncate, whose triggers reset the serving aggregates kept from them (migration 0005).
@@ -54,6 +54,7 @@ def rebucket(conn: psycopg.Connection, buckets: int) -> None:
             for bucket in range(current):
                 conn.execute(f"drop table {partition_name(table, bucket)}")
             conn.execute(create_partitions(table, buckets))
+            conn.execute(name_partition_indexes(table))
         conn.execute("delete from bucket_state")
         conn.execute("insert into bucket_state (lead_bucket) select generate_series(0, %s - 1)", (buckets,))
         conn.execute("delete from bulk_progress")
