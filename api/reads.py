@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
 from api.errors import field_error
+from leadscore_pipeline.buckets import LEAD_BUCKETS, lead_bucket_sql
 
 # Parameters are psycopg's %(name)s: the same text serves SQLAlchemy (exec_driver_sql), exports and the stream.
 LEAD_COLUMNS = "lead_key, email, name, company, score, tier, last_event_at"
@@ -290,12 +291,16 @@ EXPORT_EVENTS_QUERY = f"""
 
 # --- one lead ----------------------------------------------------------------------------------------
 
+# The lead's bucket, computed from its key as Postgres does: the planner then reads that one partition of a
+# table partitioned by bucket (migrations 0009, 0011) instead of probing all of them.
+_OF_ITS_BUCKET = f"lead_bucket = {lead_bucket_sql(LEAD_BUCKETS, '%(lead_key)s')}"
+
 
 async def lead_detail(conn: AsyncConnection, lead_key: str) -> dict[str, Any] | None:
     lead = await _one(
         conn,
         f"""select {LEAD_COLUMNS}, score_at_last_event, first_event_at, event_count as events, as_of
-            from leaderboard where lead_key = %(lead_key)s""",
+            from leaderboard where lead_key = %(lead_key)s and {_OF_ITS_BUCKET}""",
         {"lead_key": lead_key},
     )
     if lead is None:
@@ -312,13 +317,17 @@ async def lead_detail(conn: AsyncConnection, lead_key: str) -> dict[str, Any] | 
 async def lead_history(conn: AsyncConnection, lead_key: str, limit: int, offset: int) -> dict[str, Any] | None:
     """Newest first off the primary key (lead_key, event_time, event_id), read backwards; total by index-only count."""
     params = {"lead_key": lead_key, "limit": limit, "offset": offset}
-    total = (await _one(conn, "select count(*) as n from score_history where lead_key = %(lead_key)s", params))["n"]
+    total = (
+        await _one(
+            conn, f"select count(*) as n from score_history where lead_key = %(lead_key)s and {_OF_ITS_BUCKET}", params
+        )
+    )["n"]
     if total == 0:
         return None
     rows = await _rows(
         conn,
-        """select event_id, event_type, event_time, points, decay, change, score_after from score_history
-           where lead_key = %(lead_key)s order by event_time desc, event_id desc
+        f"""select event_id, event_type, event_time, points, decay, change, score_after from score_history
+           where lead_key = %(lead_key)s and {_OF_ITS_BUCKET} order by event_time desc, event_id desc
            limit %(limit)s offset %(offset)s""",
         params,
     )

@@ -13,9 +13,10 @@ LEAD_BUCKETS = get_settings().lead_buckets
 ALL_BUCKETS = tuple(range(LEAD_BUCKETS))
 
 
-def lead_bucket_sql(buckets: int) -> str:
-    """The bucket of `lead_key` among `buckets`. For 16 it equals migration 0001's `hashtext(lead_key) & 15`."""
-    return f"((hashtext(lead_key) & 2147483647) % {int(buckets)})::smallint"
+def lead_bucket_sql(buckets: int, key: str = "lead_key") -> str:
+    """The bucket of `key` (a column or a query parameter) among `buckets`. For 16 it equals migration 0001's
+    `hashtext(lead_key) & 15`."""
+    return f"mod(hashtext({key}) & 2147483647, {int(buckets)})::smallint"  # mod(), not %: a placeholder to psycopg
 
 
 def bucket_groups(per_run: int, buckets: int = LEAD_BUCKETS) -> list[tuple[int, ...]]:
