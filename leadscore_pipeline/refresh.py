@@ -19,7 +19,7 @@ from leadscore_pipeline import clock, quarantine
 from leadscore_pipeline.buckets import ALL_BUCKETS
 from leadscore_pipeline.db.aggregates import move_event_totals, move_served_totals
 from leadscore_pipeline.db.frames import copy_frame, read_frame
-from leadscore_pipeline.db.locks import DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, buckets_sql, lock, lock_buckets
+from leadscore_pipeline.db.locks import DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, SPLIT_LOCK, buckets_sql, lock, lock_buckets
 from leadscore_pipeline.db.partitions import bucket_rows, lock_exclusively, partition_name, stage_partition, swap_in
 from leadscore_pipeline.db.watermarks import WATERMARKS
 from leadscore_pipeline.ingest.land import landed_through
@@ -221,14 +221,14 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
 
 def _rebuild_clean_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
     buckets = scope.buckets
+    # A catch-up rebuilds through its fence; a replay, every landed delivery.
+    through = scope.through_seq if scope.catch_up else landed_through(conn)
+    _note_split_events(conn, through)
     with conn.transaction():
         lock_buckets(conn, buckets)
-        if scope.catch_up:
-            through = counted_through = scope.through_seq  # micro-batches go on from there
-        else:
-            # A replay: every landed delivery makes events; duplicates are counted only as far as the
-            # micro-batches got, since they count the rest when they reach it.
-            through, counted_through = landed_through(conn), state_of(conn)["deduped_through"]
+        # Duplicates are counted only as far as the micro-batches got, since they count the rest when they reach
+        # it; a catch-up's micro-batches go on from its fence.
+        counted_through = through if scope.catch_up else state_of(conn)["deduped_through"]
         rebuilt = _rebuilt_clean_rows(conn, buckets, through, counted_through)
         _swap_buckets(conn, buckets, {"clean_events": [rebuilt]}, move_event_totals)
         finish_catch_up_step(conn, scope, "deduped_through")
@@ -240,25 +240,53 @@ def _rebuild_clean_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
     )
 
 
+def _note_split_events(conn: psycopg.Connection, through: int) -> None:
+    """Bring split_events up to `through`: the events delivered under leads of different buckets. One rebuild
+    does it (its own short transaction), the others of a replay find it done; it only ever grows, and a
+    rebuild reads deliveries through its own `through` whatever the table holds past it."""
+    with conn.transaction():
+        lock(conn, [SPLIT_LOCK])
+        (done,) = conn.execute("select split_through from pipeline_state").fetchone()
+        if done >= through:
+            return
+        window = {"done": done, "through": through}
+        # Split among the new deliveries themselves (one pass, grouped by event) ...
+        conn.execute(
+            """insert into split_events
+               select event_id from raw_deliveries where seq > %(done)s and seq <= %(through)s
+               group by event_id having min(lead_bucket) <> max(lead_bucket)
+               on conflict do nothing""",
+            window,
+        )
+        # ... and between a new delivery and an earlier one (through the event_id index).
+        conn.execute(
+            """insert into split_events
+               select distinct n.event_id from raw_deliveries n
+               join raw_deliveries o on o.event_id = n.event_id and o.seq <= %(done)s
+               where n.seq > %(done)s and n.seq <= %(through)s and o.lead_bucket <> n.lead_bucket
+               on conflict do nothing""",
+            window,
+        )
+        conn.execute("update pipeline_state set split_through = %(through)s", window)
+
+
 def _rebuilt_clean_rows(
     conn: psycopg.Connection, buckets: tuple[int, ...], through: int, counted_through: int
 ) -> pl.DataFrame:
     """The clean events of `buckets` from every delivery through `through` (a function of its own so the
     deliveries are freed before the rebuilt buckets are copied in)."""
-    # The first delivery of an event may belong to another bucket: every delivery of each event that has one in
-    # these buckets is read (Postgres shuffles by event id), so memory follows the buckets, not all history.
-    of_these_events = (
-        ""
-        if set(buckets) >= set(ALL_BUCKETS)
-        else f"and r.event_id in (select event_id from raw_deliveries where lead_bucket in {buckets_sql(buckets)})"
-    )
-    deliveries = read_frame(
-        conn,
-        f"""select {_DELIVERY_COLUMNS} from raw_deliveries r
-            where r.seq <= {{through}} and {quarantine.NOT_QUARANTINED} {of_these_events}""",
-        DELIVERY_SCHEMA,
-        {"through": through},
-    )
+    # The first delivery of an event decides its bucket, and may be in another bucket than a later one: besides
+    # their own, the buckets read the deliveries of split events elsewhere (a few, by the event_id index), so a
+    # rebuild scans the deliveries once and holds its buckets' events, not all history.
+    columns = f"""select {_DELIVERY_COLUMNS} from raw_deliveries r"""
+    landed = f"r.seq <= {{through}} and {quarantine.NOT_QUARANTINED}"
+    query = f"{columns} where {landed} and r.lead_bucket in {buckets_sql(buckets)}"
+    if not set(buckets) >= set(ALL_BUCKETS):
+        query += f"""
+            union all
+            {columns} join split_events s on s.event_id = r.event_id
+            where {landed} and r.lead_bucket not in {buckets_sql(buckets)}"""
+    deliveries = read_frame(conn, query, DELIVERY_SCHEMA, {"through": through})
     return rebuilt_clean_events(deliveries.lazy(), buckets, counted_through).collect()
 
 

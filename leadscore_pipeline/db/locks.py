@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import psycopg
 
 DEDUP_LOCK, SCORE_LOCK, DECAY_LOCK, STATS_LOCK = 7_406_010, 7_406_011, 7_406_012, 7_406_013
+SPLIT_LOCK = 7_406_014  # the split_events bookkeeping of rebuilds
 BUCKET_LOCK_BASE = 7_406_100
 
 

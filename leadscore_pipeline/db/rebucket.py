@@ -58,8 +58,9 @@ def rebucket(conn: psycopg.Connection, buckets: int) -> None:
         conn.execute("delete from bucket_state")
         conn.execute("insert into bucket_state (lead_bucket) select generate_series(0, %s - 1)", (buckets,))
         conn.execute("delete from bulk_progress")
+        conn.execute("truncate split_events")  # which events span buckets depends on the count
         conn.execute(
-            f"""update pipeline_state set lead_buckets = %s, bulk_through = 0,
+            f"""update pipeline_state set lead_buckets = %s, bulk_through = 0, split_through = 0,
                 {", ".join(f"{w} = 0" for w in WATERMARKS)}""",
             (buckets,),
         )

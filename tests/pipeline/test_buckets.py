@@ -19,6 +19,7 @@ from leadscore_pipeline.db.embedded import drop_database, ensure_database
 from leadscore_pipeline.db.migrate import migrate
 from leadscore_pipeline.db.rebucket import BucketCountMismatch, rebucket
 from leadscore_pipeline.db.urls import libpq_url
+from leadscore_pipeline.microbatch import run_all_steps
 from leadscore_pipeline.refresh import Scope, score_buckets
 from leadscore_pipeline.settings import get_settings
 from tests.frozen import NOW
@@ -187,3 +188,25 @@ def test_history_re_split_into_another_bucket_count_scores_the_same(own_database
         run_steps_with_buckets(own_database, 4, "Scope(buckets=(0, 1, 2, 3))")  # a replay at the new count
         assert scores(conn) == scored and history(conn) == explained
         assert_serving_tables_exact(conn)
+
+
+def test_an_event_redelivered_under_a_lead_of_another_bucket_is_rebuilt_in_its_first_deliverys(conn):
+    def bucket(email: str) -> int:
+        return conn.execute(f"select {lead_bucket_sql(LEAD_BUCKETS, '%s')}", (email,)).fetchone()[0]
+
+    first = "ann@acme.io"
+    other = next(f"bo{n}@acme.io" for n in range(100) if bucket(f"bo{n}@acme.io") != bucket(first))
+    land(conn, event("e1", "PURCHASE", "2026-11-01T10:00:00Z", email=first))
+    land(conn, event("e1", "PURCHASE", "2026-11-01T10:00:00Z", email=other))  # the same id, another lead
+    land(conn, event("e2", "DEMO_REQUEST", "2026-11-02T10:00:00Z", email=other))
+    microbatch(conn)
+    clean = "select event_id, lead_key, lead_bucket, duplicates, conflicts from clean_events order by event_id"
+    by_microbatch, scored = conn.execute(clean).fetchall(), scores(conn)
+    assert by_microbatch[0][:2] == ("e1", first) and by_microbatch[0][3:] == (1, 1)
+
+    conn.execute("truncate clean_events, split_events; update pipeline_state set split_through = 0")
+    for group in ((bucket(other),), (bucket(first),)):  # the other lead's bucket first: it must not take e1
+        run_all_steps(conn, Scope(buckets=group), as_of=NOW)
+    assert conn.execute(clean).fetchall() == by_microbatch and scores(conn) == scored
+    assert conn.execute("select event_id from split_events").fetchall() == [("e1",)]
+    assert_serving_tables_exact(conn)
