@@ -6,16 +6,28 @@ import json
 from pathlib import Path
 
 from leadscore_pipeline.db.urls import dagster_url
+from leadscore_pipeline.settings import get_settings
 
 _TEMPLATE = """\
 # Written by `leadscore up`; edits are overwritten on the next start.
 storage:
   postgres:
     postgres_url: {url}
-# Launch runs directly: a queue adds seconds to every micro-batch, and our writers lock in Postgres.
+# Runs go through Dagster's queue, launched by 4 threads within a second: a bucket group's runs (a replay's
+# backfill, a catch-up, a rules rescore) at most {parallel_runs} at once, so their memory adds up to that many
+# groups' and they do not crowd the cores; micro-batches and dropped files are not capped.
 run_coordinator:
-  module: dagster._core.run_coordinator.default_run_coordinator
-  class: DefaultRunCoordinator
+  module: dagster._core.run_coordinator.queued_run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+    dequeue_use_threads: true
+    dequeue_num_workers: 4
+    tag_concurrency_limits:
+      - key: dagster/backfill
+        limit: {parallel_runs}
+      - key: leadscore/buckets
+        limit: {parallel_runs}
 # The default launcher, able to tell run monitoring when a run's worker died with its code server.
 run_launcher:
   module: leadscore_pipeline.run_launcher
@@ -42,7 +54,8 @@ nux:
 def write_dagster_yaml(dagster_home: Path, database_url: str) -> Path:
     dagster_home.mkdir(parents=True, exist_ok=True)
     path = dagster_home / "dagster.yaml"
-    path.write_text(_TEMPLATE.format(url=json.dumps(dagster_url(database_url))))
+    parallel_runs = get_settings().parallel_runs
+    path.write_text(_TEMPLATE.format(url=json.dumps(dagster_url(database_url)), parallel_runs=parallel_runs))
     return path
 
 

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # A replay or rules rescore is one Dagster run per this many lead buckets: a run's memory follows its
     # buckets' history, and the runs go side by side.
     replay_buckets_per_run: int = Field(4, ge=1, le=256)
+    # Runs of bucket groups (a replay, a catch-up, a rules rescore) Dagster's queue lets run at once.
+    parallel_runs: int = Field(2, ge=1)
     # Where the steps of a backfill's runs (replays, rescores) execute: in the run's own process, or as Celery tasks
     # on workers (docs/scale-out.md). Micro-batches stay in-process either way: a task hop costs them latency.
     executor: Literal["in_process", "celery"] = "in_process"

@@ -22,6 +22,8 @@ from dagster._serdes.config_class import ConfigurableClassData
 from leadscore_pipeline.dagster_home import write_dagster_yaml
 from leadscore_pipeline.process_groups import stop_groups
 from leadscore_pipeline.run_launcher import WorkerCheckingRunLauncher
+from leadscore_pipeline.sensors import BUCKETS_TAG
+from leadscore_pipeline.settings import get_settings
 
 BIN = Path(sys.executable).parent
 TRIVIAL_CODE = "import dagster as dg\n\ndefs = dg.Definitions()\n"
@@ -87,3 +89,19 @@ def test_the_instance_config_turns_run_monitoring_on_with_this_launcher(tmp_path
     where = config["run_launcher"]
     launcher = ConfigurableClassData(where["module"], where["class"], "{}").rehydrate(RunLauncher)
     assert isinstance(launcher, WorkerCheckingRunLauncher)
+
+
+def test_the_queue_caps_bucket_group_runs_at_the_setting_and_leaves_micro_batches_alone(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LEADSCORE_PARALLEL_RUNS", "3")
+    get_settings.cache_clear()
+    try:
+        write_dagster_yaml(tmp_path, "postgresql://leadscore@localhost/leadscore")
+    finally:
+        monkeypatch.delenv("LEADSCORE_PARALLEL_RUNS")
+        get_settings.cache_clear()
+    config, _ = dagster_instance_config(str(tmp_path))
+    queue = config["run_coordinator"]
+    assert queue["class"] == "QueuedRunCoordinator" and queue["config"]["dequeue_use_threads"] is True
+    limits = {limit["key"]: limit["limit"] for limit in queue["config"]["tag_concurrency_limits"]}
+    # A replay's runs (Dagster's backfill tag) and the sensors' bucket-group runs; a micro-batch carries neither.
+    assert limits == {"dagster/backfill": 3, BUCKETS_TAG: 3}
