@@ -90,7 +90,7 @@ def stage_partition(conn: psycopg.Connection, table: str, bucket: int, *rows: pl
     The shape is read off the catalog, not by `create table (like ...)`: that would hold a lock on `table` until
     commit, and two rebuilds each holding one while waiting to swap would wait for each other for ever.
     """
-    fresh = _staged_name(table, bucket)
+    fresh = staged(table, bucket)
     conn.execute(f"create table {fresh} ({_columns_sql(conn, table)})")
     for frame in rows:
         copy_frame(conn, fresh, frame)
@@ -101,18 +101,13 @@ def stage_partition(conn: psycopg.Connection, table: str, bucket: int, *rows: pl
     conn.execute(f"analyze {fresh}")
 
 
-def staged(table: str, bucket: int) -> str:
-    """The table `stage_partition` fills for `bucket`, until the swap."""
-    return _staged_name(table, bucket)
-
-
 def swap_in(conn: psycopg.Connection, tables: tuple[str, ...], buckets: tuple[int, ...]) -> None:
     """Replace the partitions of `buckets` of each of `tables` by the ones staged for them. Holds exclusive locks
     on the tables until the caller's transaction commits: call it last."""
     lock_exclusively(conn, tables, buckets)
     for table in tables:
         for bucket in buckets:
-            live, fresh = partition_name(table, bucket), _staged_name(table, bucket)
+            live, fresh = partition_name(table, bucket), staged(table, bucket)
             conn.execute(f"alter table {table} detach partition {live}")
             conn.execute(f"alter table {table} attach partition {fresh} for values in ({int(bucket)})")
             conn.execute(f"drop table {live}")
@@ -177,5 +172,6 @@ def _columns_sql(conn: psycopg.Connection, table: str) -> str:
     return ", ".join(column for (column,) in columns)
 
 
-def _staged_name(table: str, bucket: int) -> str:
+def staged(table: str, bucket: int) -> str:
+    """The table `stage_partition` fills for `bucket`, until the swap."""
     return partition_name(table, bucket) + "_next"
