@@ -465,7 +465,7 @@ def main() -> None:
     parser.add_argument(
         "--buckets-per-run",
         type=int,
-        default=get_settings().replay_buckets_per_run,
+        default=get_settings().buckets_per_run,
         help="buckets per replay run (LEADSCORE_REPLAY_BUCKETS_PER_RUN)",
     )
     parser.add_argument("--replay-parallel", type=int, default=2, help="replay runs at a time (default: the 2 cores)")

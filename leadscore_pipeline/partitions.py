@@ -11,7 +11,7 @@ lead_buckets = dg.StaticPartitionsDefinition([f"{bucket:02d}" for bucket in rang
 # landed); a backfill (a replay) is a run per group of buckets, so each run holds only its buckets' history.
 BY_BUCKET = {
     "partitions_def": lead_buckets,
-    "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=get_settings().replay_buckets_per_run),
+    "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=get_settings().buckets_per_run),
 }
 
 # A sensor-started micro-batch carries these tags; any other run (a UI backfill, `leadscore replay`,

@@ -16,11 +16,11 @@ import polars as pl
 import psycopg
 
 from leadscore_pipeline import clock, quarantine
-from leadscore_pipeline.buckets import ALL_BUCKETS
+from leadscore_pipeline.buckets import ALL_BUCKETS, LEAD_BUCKETS
 from leadscore_pipeline.db.aggregates import move_event_totals, move_served_totals
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.locks import DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, SPLIT_LOCK, buckets_sql, lock, lock_buckets
-from leadscore_pipeline.db.partitions import bucket_rows, lock_exclusively, partition_name, stage_partition, swap_in
+from leadscore_pipeline.db.partitions import bucket_rows, lock_exclusively, partition_name, stage_partitions, swap_in
 from leadscore_pipeline.db.watermarks import WATERMARKS
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.scoring.current import current_rows, out_of_bounds
@@ -36,6 +36,7 @@ from leadscore_pipeline.scoring.dedup import (
 from leadscore_pipeline.scoring.diff import differences
 from leadscore_pipeline.scoring.leads import invariant_violations, score_leads
 from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
+from leadscore_pipeline.settings import get_settings
 
 TIMESTAMP = pl.Datetime("us", "UTC")
 DELIVERY_SCHEMA = {
@@ -224,19 +225,26 @@ def _rebuild_clean_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
     # A catch-up rebuilds through its fence; a replay, every landed delivery.
     through = scope.through_seq if scope.catch_up else landed_through(conn)
     _note_split_events(conn, through)
+    totals = {"rows": 0, "duplicates": 0, "conflicts": 0, "duplicate_event_ids": 0}
     with conn.transaction():
         lock_buckets(conn, buckets)
         # Duplicates are counted only as far as the micro-batches got, since they count the rest when they reach
         # it; a catch-up's micro-batches go on from its fence.
         counted_through = through if scope.catch_up else state_of(conn)["deduped_through"]
-        rebuilt = _rebuilt_clean_rows(conn, buckets, through, counted_through)
-        _swap_buckets(conn, buckets, {"clean_events": [rebuilt]}, move_event_totals)
+        for chunk in bucket_chunks(conn, buckets):
+            rebuilt = _rebuilt_clean_rows(conn, chunk, through, counted_through)
+            _stage_buckets(conn, "clean_events", chunk, rebuilt)
+            totals["rows"] += rebuilt.height
+            totals["duplicates"] += int(rebuilt["duplicates"].sum())
+            totals["conflicts"] += int(rebuilt["conflicts"].sum())
+            totals["duplicate_event_ids"] += repeated_ids(rebuilt)
+        _swap_staged(conn, buckets, ("clean_events",), move_event_totals)
         finish_catch_up_step(conn, scope, "deduped_through")
     return StepResult(
-        rebuilt.height,
+        totals["rows"],
         through,
-        {"duplicates": int(rebuilt["duplicates"].sum()), "conflicts": int(rebuilt["conflicts"].sum())},
-        {"duplicate_event_ids": repeated_ids(rebuilt)},
+        {"duplicates": totals["duplicates"], "conflicts": totals["conflicts"]},
+        {"duplicate_event_ids": totals["duplicate_event_ids"]},
     )
 
 
@@ -290,22 +298,36 @@ def _rebuilt_clean_rows(
     return rebuilt_clean_events(deliveries.lazy(), buckets, counted_through).collect()
 
 
-def _swap_buckets(
+def bucket_chunks(conn: psycopg.Connection, buckets: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """`buckets` in chunks of about LEADSCORE_REBUILD_CHUNK_ROWS landed deliveries (at least a bucket each): what a
+    rebuild step holds in memory at once, so a run's memory follows the chunk, not how many buckets it covers.
+    Keys hash evenly, so a bucket holds about its share of what landed."""
+    per_bucket = max(1, landed_through(conn) // LEAD_BUCKETS)
+    size = max(1, get_settings().rebuild_chunk_rows // per_bucket)
+    return [buckets[start : start + size] for start in range(0, len(buckets), size)]
+
+
+def _stage_buckets(conn: psycopg.Connection, table: str, buckets: tuple[int, ...], *frames: pl.DataFrame) -> None:
+    """Stage the rows of `frames` (of `buckets`) as the next partitions of `table`, for `_swap_staged`."""
+    by_bucket = {bucket: [frame.filter(pl.col("lead_bucket") == bucket) for frame in frames] for bucket in buckets}
+    stage_partitions(conn, table, by_bucket)
+
+
+def _swap_staged(
     conn: psycopg.Connection,
     buckets: tuple[int, ...],
-    rows: dict[str, list[pl.DataFrame]],
+    tables: tuple[str, ...],
     move_totals: Callable[[psycopg.Connection, tuple[int, ...]], None] | None = None,
 ) -> None:
-    """Make the frames of `rows` the whole of each table in `buckets`: each bucket staged in a fresh table, then
-    all swapped in at once (`db.partitions`), after `move_totals` moves the aggregates that triggers keep. A
-    rebuild recomputes every row, so nothing is diffed and no index is updated row by row."""
-    for table, frames in rows.items():
-        for bucket in buckets:
-            stage_partition(conn, table, bucket, *(frame.filter(pl.col("lead_bucket") == bucket) for frame in frames))
-    lock_exclusively(conn, tuple(rows), buckets)
+    """Swap in the partitions staged for `buckets` of each of `tables` (`db.partitions`), after `move_totals` moves
+    the aggregates that triggers keep. A rebuild recomputes every row, so nothing is diffed and no index is
+    updated row by row. Last in a step: its exclusive locks hold every reader of the tables until the commit."""
+    if not buckets:
+        return
+    lock_exclusively(conn, tables, buckets)
     if move_totals is not None:
         move_totals(conn, buckets)
-    swap_in(conn, tuple(rows), buckets)
+    swap_in(conn, tables, buckets)
 
 
 def finish_catch_up_step(conn: psycopg.Connection, scope: Scope, watermark: str) -> None:
@@ -409,14 +431,14 @@ def _count_event(conn: psycopg.Connection, bucket: int, event_time: datetime, ev
 def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams) -> StepResult:
     """Rescore leads from their full clean history: the touched ones (micro-batch) or whole buckets."""
     if not scope.incremental:
-        return _score(conn, scope, params)
+        return _rescore_buckets(conn, scope, params)
     with conn.transaction():
         lock(conn, [SCORE_LOCK])  # the range stays put while it is split around a delivery that fails
         state = state_of(conn)
         results, quarantined = quarantine.run_setting_aside(
             conn,
             "score",
-            lambda upto: _score(conn, scope, params, upto),
+            lambda upto: _score_touched(conn, params, upto),
             state["scored_through"],
             state["deduped_through"],
             lambda seq: _withdraw(conn, seq),
@@ -424,96 +446,111 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
     return StepResult.combined(results, quarantined)
 
 
-def _score(conn: psycopg.Connection, scope: Scope, params: ScoringParams, upto: int | None = None) -> StepResult:
+def _score_touched(conn: psycopg.Connection, params: ScoringParams, upto: int) -> StepResult:
+    """Rescore the leads with clean events deduplicated since the last micro-batch, through `upto`."""
     with conn.transaction():
-        if scope.incremental:
-            lock(conn, [SCORE_LOCK])  # touched buckets are locked once known, below
-        else:
-            lock_buckets(conn, scope.buckets)
+        lock(conn, [SCORE_LOCK])  # touched buckets are locked once known, below
         state = state_of(conn)
-        start, through = state["scored_through"], state["deduped_through"]
-        if scope.incremental:
-            through = min(through, upto) if upto is not None else through
-            if through <= start:
-                return StepResult(0, start, {"events": 0}, {"out_of_bounds": 0, "sum_mismatch": 0})
-            touched = f"seq > {start} and seq <= {through}"
-            if through < state["deduped_through"]:
-                # A part of a range split around a bad delivery: every bucket, so parts never lock out of order.
-                lock_buckets(conn, ALL_BUCKETS)
-            else:
-                buckets = conn.execute(f"select distinct lead_bucket from clean_events where {touched}").fetchall()
-                lock_buckets(conn, (b for (b,) in buckets))
-            where = f"lead_key in (select lead_key from clean_events where {touched})"
-            # Leads as of the range's end: a part before a bad delivery is scored without it.
-            events_where = f"{where} and seq <= {through}"
+        start, through = state["scored_through"], min(state["deduped_through"], upto)
+        if through <= start:
+            return StepResult(0, start, {"events": 0}, {"out_of_bounds": 0, "sum_mismatch": 0})
+        touched = f"seq > {start} and seq <= {through}"
+        if through < state["deduped_through"]:
+            # A part of a range split around a bad delivery: every bucket, so parts never lock out of order.
+            lock_buckets(conn, ALL_BUCKETS)
         else:
-            where, events_where = f"lead_bucket in {buckets_sql(scope.buckets)}", "true"
-            through = scope.through_seq if scope.catch_up else through
-        events_from = "clean_events" if scope.incremental else bucket_rows("clean_events", scope.buckets)
-
+            buckets = conn.execute(f"select distinct lead_bucket from clean_events where {touched}").fetchall()
+            lock_buckets(conn, (b for (b,) in buckets))
+        where = f"lead_key in (select lead_key from clean_events where {touched})"
+        # Leads as of the range's end: a part before a bad delivery is scored without it.
         events = read_frame(
-            conn, f"select {', '.join(CLEAN_SCHEMA)} from {events_from} where {events_where}", CLEAN_SCHEMA
+            conn, f"select {', '.join(CLEAN_SCHEMA)} from clean_events where {where} and seq <= {through}", CLEAN_SCHEMA
         )
-        rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
-        scored = score_leads(events.lazy(), rules.lazy(), params)
-        event_count = events.height
-        del events  # freed before the history is copied out (peak memory)
-        history = scored.history
-        leads_frame = scored.leads.with_columns(
-            rules_version=pl.lit(state["rules_version"]), scored_seq=pl.lit(through)
-        )
+        leads, history = _scored(conn, events, params, state["rules_version"], through)
+        conn.execute(f"delete from lead_scores where {where}")
+        copy_frame(conn, "lead_scores", leads)
+        conn.execute(f"delete from score_history where {where}")
+        copy_frame(conn, "score_history", history)
+        conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
+    return StepResult(leads.height, through, {"events": events.height}, invariant_violations(history, leads, params))
 
-        if scope.incremental:
-            conn.execute(f"delete from lead_scores where {where}")
-            copy_frame(conn, "lead_scores", leads_frame)
-            conn.execute(f"delete from score_history where {where}")
-            copy_frame(conn, "score_history", history)
-            conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
-        else:
-            # Before any row lock: a swap waiting for readers must hold nothing another rebuild could wait for.
-            _swap_buckets(conn, scope.buckets, {"lead_scores": [leads_frame], "score_history": [history]})
-            conn.execute("update pipeline_state set last_replay_at = now()")
-            finish_catch_up_step(conn, scope, "scored_through")
-    return StepResult(
-        leads_frame.height,
-        through,
-        {"events": event_count},
-        invariant_violations(history, leads_frame, params),
-    )
+
+def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams) -> StepResult:
+    """Rescore whole buckets, a chunk at a time, and swap their lead scores and history in."""
+    rows, events_scored, checks = 0, 0, {"out_of_bounds": 0, "sum_mismatch": 0}
+    with conn.transaction():
+        lock_buckets(conn, scope.buckets)
+        state = state_of(conn)
+        through = scope.through_seq if scope.catch_up else state["deduped_through"]
+        for chunk in bucket_chunks(conn, scope.buckets):
+            events = read_frame(
+                conn, f"select {', '.join(CLEAN_SCHEMA)} from {bucket_rows('clean_events', chunk)}", CLEAN_SCHEMA
+            )
+            events_scored += events.height
+            leads, history = _scored(conn, events, params, state["rules_version"], through)
+            del events  # freed before the history is copied out (peak memory)
+            _stage_buckets(conn, "lead_scores", chunk, leads)
+            _stage_buckets(conn, "score_history", chunk, history)
+            rows += leads.height
+            for check, violations in invariant_violations(history, leads, params).items():
+                checks[check] = checks.get(check, 0) + violations
+        # Before any row lock: a swap waiting for readers must hold nothing another rebuild could wait for.
+        _swap_staged(conn, scope.buckets, ("lead_scores", "score_history"))
+        conn.execute("update pipeline_state set last_replay_at = now()")
+        finish_catch_up_step(conn, scope, "scored_through")
+    return StepResult(rows, through, {"events": events_scored}, checks)
+
+
+def _scored(
+    conn: psycopg.Connection, events: pl.DataFrame, params: ScoringParams, rules_version: int, through: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The leads of `events` scored under the current rules, and their score history."""
+    rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
+    scored = score_leads(events.lazy(), rules.lazy(), params)
+    leads = scored.leads.with_columns(rules_version=pl.lit(rules_version), scored_seq=pl.lit(through))
+    return leads, scored.history
 
 
 # --- step 3: lead scores -> current scores (decay to now) -----------------------------------------
 
 
 def _rewrite_served_buckets(
-    conn: psycopg.Connection, buckets: tuple[int, ...], stored: pl.DataFrame, current: pl.DataFrame
-) -> pl.DataFrame:
-    """Make the served rows of whole buckets (a replay, a rescore, a catch-up, the daily decay) `current`, and
-    return the rows written: only the leads whose served row changes, so that an unchanged lead keeps its row,
-    as_of and change id (the live stream sends only real changes).
+    conn: psycopg.Connection,
+    buckets: tuple[int, ...],
+    stored: pl.DataFrame,
+    current: pl.DataFrame,
+    swap: bool | None,
+) -> tuple[pl.DataFrame, bool | None, tuple[int, ...]]:
+    """Make the served rows of whole buckets (a replay, a rescore, a catch-up, the daily decay) `current`. Returns
+    the rows written, only the leads whose served row changes, so that an unchanged lead keeps its row, as_of and
+    change id (the live stream sends only real changes); whether the step swaps; and the buckets staged for it.
 
-    Few changes (a daily decay) are written in place; many (a first import, new rules) into a fresh partition
-    with the unchanged rows carried over, then swapped in: inserting into a dozen indexes costs about ten times
-    building them once (measured at 2M events)."""
+    Few changes (a daily decay) are written in place; many (a first import, new rules) into fresh partitions with
+    the unchanged rows carried over, for the caller to swap in: inserting into a dozen indexes costs about ten
+    times building them once (measured at 2M events). The first chunk to change decides for the step's others
+    (`swap`): one step never does both, since rows written through the table and then a wait for its exclusive
+    lock could wait for ever on another rebuild doing the same."""
     _, changed = differences(stored.select(*SERVED_SCHEMA).lazy(), current.select(*SERVED_SCHEMA).lazy())
     written = current.join(changed.select("lead_key").collect(), on="lead_key", how="semi")
     # A lead no longer scored (every event of it set aside) is no longer served either.
     gone = stored.join(current.select("lead_key"), on="lead_key", how="anti")
     if written.is_empty() and gone.is_empty():
-        return written
-    if written.height * SWAP_SHARE < stored.height:
+        return written, swap, ()
+    if swap is None:
+        swap = written.height * SWAP_SHARE >= stored.height
+    if not swap:
         _delete_keys(
             conn, "current_scores", ("lead_key",), pl.concat([written.select("lead_key"), gone.select("lead_key")])
         )
         copy_frame(conn, "current_scores", written)
         for bucket in buckets:
             analyze(conn, partition_name("current_scores", bucket))
-        return written
+        return written, swap, ()
     kept = stored.join(current.select("lead_key"), on="lead_key", how="semi").join(
         written.select("lead_key"), on="lead_key", how="anti"
     )
-    _swap_buckets(conn, buckets, {"current_scores": [kept, written]}, move_served_totals)
-    return written
+    _stage_buckets(conn, "current_scores", buckets, kept, written)
+    return written, swap, buckets
 
 
 def decay_scores(
@@ -525,54 +562,71 @@ def decay_scores(
 ) -> StepResult:
     """Write each lead's current score and tier as of `as_of`: leads rescored since last time, or whole buckets."""
     as_of = as_of or clock.utc_now()
+    if not scope.incremental:
+        return _serve_buckets(conn, scope, params, tiers, as_of)
     with conn.transaction():
-        if scope.incremental:
-            # Hold off scorers and every bucket: what we read is exactly what we replace.
-            lock(conn, [SCORE_LOCK, DECAY_LOCK])
-            lock_buckets(conn, ALL_BUCKETS)
-            state = state_of(conn)
-            start = state["served_through"]
-            where = f"scored_seq > {start}"
-        else:
-            lock_buckets(conn, scope.buckets)
-            where = "true"
-        leads_from = "lead_scores" if scope.incremental else bucket_rows("lead_scores", scope.buckets)
+        # Hold off scorers and every bucket: what we read is exactly what we replace.
+        lock(conn, [SCORE_LOCK, DECAY_LOCK])
+        lock_buckets(conn, ALL_BUCKETS)
+        state = state_of(conn)
+        where = f"scored_seq > {state['served_through']}"
         leads = read_frame(
-            conn, f"select {', '.join(LEAD_SCORE_SCHEMA)} from {leads_from} where {where}", LEAD_SCORE_SCHEMA
+            conn, f"select {', '.join(LEAD_SCORE_SCHEMA)} from lead_scores where {where}", LEAD_SCORE_SCHEMA
         )
-        if scope.incremental:
-            in_scope = f"lead_key in (select lead_key from lead_scores where {where})"
-            stored = read_frame(
-                conn, f"select {', '.join(STORED_SCHEMA)} from current_scores where {in_scope}", STORED_SCHEMA
-            )
-        else:
-            stored = read_frame(
-                conn,
-                f"select {', '.join(STORED_SCHEMA)} from {bucket_rows('current_scores', scope.buckets)}",
-                STORED_SCHEMA,
-            )
-        previous = stored.select("lead_key", previous_score="score")
-        current = current_rows(leads.lazy(), previous.lazy(), as_of, params, tiers).collect()
-        if scope.incremental:
-            written = current  # every one of these leads was rescored
-            conn.execute(f"delete from current_scores where {in_scope}")
-            copy_frame(conn, "current_scores", written)
-        else:
-            written = _rewrite_served_buckets(conn, scope.buckets, stored, current)
+        in_scope = f"lead_key in (select lead_key from lead_scores where {where})"
+        stored = read_frame(
+            conn, f"select {', '.join(STORED_SCHEMA)} from current_scores where {in_scope}", STORED_SCHEMA
+        )
+        current = _current(leads, stored, as_of, params, tiers)
+        conn.execute(f"delete from current_scores where {in_scope}")
+        copy_frame(conn, "current_scores", current)  # every one of these leads was rescored
         # The API's live stream listens: it reads the rows with new change ids once this commits.
         conn.execute("select pg_notify('score_updates', '')")
-        if scope.incremental:
-            # Under SCORE_LOCK every lead scored through scored_through is committed and was read.
-            conn.execute("update pipeline_state set served_through = %s", (state["scored_through"],))
-        else:
-            # What the served scores of each bucket reflect: the oldest rules any of its leads was scored with.
-            conn.execute(
-                f"""update bucket_state b set updated_at = now(), rules_version = coalesce(
-                        (select min(l.rules_version) from lead_scores l where l.lead_bucket = b.lead_bucket),
-                        (select rules_version from pipeline_state))
-                    where b.lead_bucket in {buckets_sql(scope.buckets)}"""
-            )
-            conn.execute("update pipeline_state set last_decay_at = now()")
-            finish_catch_up_step(conn, scope, "served_through")
-    details = {"leads": current.height, "rows_written": written.height}
+        # Under SCORE_LOCK every lead scored through scored_through is committed and was read.
+        conn.execute("update pipeline_state set served_through = %s", (state["scored_through"],))
+    details = {"leads": current.height, "rows_written": current.height}
     return StepResult(current.height, 0, details, {"out_of_bounds": out_of_bounds(current, params)})
+
+
+def _serve_buckets(
+    conn: psycopg.Connection, scope: Scope, params: ScoringParams, tiers: TierThresholds, as_of: datetime
+) -> StepResult:
+    """Serve whole buckets' scores decayed to `as_of`, a chunk at a time; the chunks with many changes swapped."""
+    leads_served, rows_written, outside, swap, swapped = 0, 0, 0, None, ()
+    with conn.transaction():
+        lock_buckets(conn, scope.buckets)
+        for chunk in bucket_chunks(conn, scope.buckets):
+            leads = read_frame(
+                conn,
+                f"select {', '.join(LEAD_SCORE_SCHEMA)} from {bucket_rows('lead_scores', chunk)}",
+                LEAD_SCORE_SCHEMA,
+            )
+            stored = read_frame(
+                conn, f"select {', '.join(STORED_SCHEMA)} from {bucket_rows('current_scores', chunk)}", STORED_SCHEMA
+            )
+            current = _current(leads, stored, as_of, params, tiers)
+            written, swap, staged = _rewrite_served_buckets(conn, chunk, stored, current, swap)
+            swapped += staged
+            leads_served, rows_written = leads_served + current.height, rows_written + written.height
+            outside += out_of_bounds(current, params)
+        _swap_staged(conn, swapped, ("current_scores",), move_served_totals)
+        # The API's live stream listens: it reads the rows with new change ids once this commits.
+        conn.execute("select pg_notify('score_updates', '')")
+        # What the served scores of each bucket reflect: the oldest rules any of its leads was scored with.
+        conn.execute(
+            f"""update bucket_state b set updated_at = now(), rules_version = coalesce(
+                    (select min(l.rules_version) from lead_scores l where l.lead_bucket = b.lead_bucket),
+                    (select rules_version from pipeline_state))
+                where b.lead_bucket in {buckets_sql(scope.buckets)}"""
+        )
+        conn.execute("update pipeline_state set last_decay_at = now()")
+        finish_catch_up_step(conn, scope, "served_through")
+    details = {"leads": leads_served, "rows_written": rows_written}
+    return StepResult(leads_served, 0, details, {"out_of_bounds": outside})
+
+
+def _current(
+    leads: pl.DataFrame, stored: pl.DataFrame, as_of: datetime, params: ScoringParams, tiers: TierThresholds
+) -> pl.DataFrame:
+    previous = stored.select("lead_key", previous_score="score")
+    return current_rows(leads.lazy(), previous.lazy(), as_of, params, tiers).collect()

@@ -179,7 +179,7 @@ def group_requests(
     """A run per group of buckets holding one of `needed`, each followed (in flight, failed, backoff) on its own;
     and why the groups not requested wait."""
     requests, waiting = [], []
-    for group in bucket_groups(get_settings().replay_buckets_per_run):
+    for group in bucket_groups(get_settings().buckets_per_run):
         if needed.isdisjoint(group):
             continue
         label = f"{group[0]:02d}-{group[-1]:02d}"

@@ -42,11 +42,14 @@ class Settings(BaseSettings):
     # A backlog of more landed deliveries than this is not one micro-batch (whose memory would follow it) but a
     # catch-up: rebuilt a bucket group per run, as a replay is, through the landing seq it started at.
     bulk_threshold: int = Field(200_000, ge=1)
-    # A replay or rules rescore is one Dagster run per this many lead buckets: a run's memory follows its
-    # buckets' history, and the runs go side by side.
-    replay_buckets_per_run: int = Field(4, ge=1, le=256)
+    # A replay, rules rescore or catch-up is one Dagster run per this many lead buckets; unset, the buckets split
+    # evenly over `parallel_runs`, so the runs start together (each starts a process: fewer runs start sooner).
+    replay_buckets_per_run: int | None = Field(None, ge=1, le=256)
     # Runs of bucket groups (a replay, a catch-up, a rules rescore) Dagster's queue lets run at once.
     parallel_runs: int = Field(2, ge=1)
+    # A rebuild step holds about this many landed deliveries' worth of buckets in memory at once (at least one
+    # bucket): a run streams through its buckets in chunks, so its memory follows this, not its bucket count.
+    rebuild_chunk_rows: int = Field(500_000, ge=1)
     # Where the steps of a backfill's runs (replays, rescores) execute: in the run's own process, or as Celery tasks
     # on workers (docs/scale-out.md). Micro-batches stay in-process either way: a task hop costs them latency.
     executor: Literal["in_process", "celery"] = "in_process"
@@ -78,6 +81,11 @@ class Settings(BaseSettings):
         if not self.tier_warm <= self.tier_hot <= self.tier_qualified:
             raise ValueError("tier thresholds must be ordered: warm <= hot <= qualified")
         return self
+
+    @property
+    def buckets_per_run(self) -> int:
+        """Lead buckets per run of a replay, rules rescore or catch-up."""
+        return self.replay_buckets_per_run or -(-self.lead_buckets // self.parallel_runs)
 
     @property
     def scoring(self) -> ScoringParams:

@@ -51,7 +51,8 @@ def name_partition_indexes(table: str) -> str:
 
 
 def _index_statements(conn: psycopg.Connection, table: str, target: str) -> list[str]:
-    """The keys and indexes `table` declares, as statements that build them on `target` under names of its own."""
+    """The keys and indexes `table` declares, as statements that build them on `target` under names of its own
+    (the parent's name with `target` for `table`)."""
     rows = conn.execute(
         """select c.relname, pg_get_indexdef(i.indexrelid), pg_get_constraintdef(k.oid)
            from pg_index i
@@ -75,6 +76,12 @@ def _index_statements(conn: psycopg.Connection, table: str, target: str) -> list
     return statements
 
 
+def _index_suffixes(conn: psycopg.Connection, table: str) -> list[str]:
+    """What follows the table's name in the names of its keys and indexes, as its partitions' carry them."""
+    rows = conn.execute("select indexrelid::regclass::text from pg_index where indrelid = %s::regclass", (table,))
+    return [name.removeprefix(table) for (name,) in rows.fetchall()]
+
+
 def bucket_rows(table: str, buckets: tuple[int, ...]) -> str:
     """A FROM item for `table`'s rows in `buckets`, read from their partitions directly. A rebuild reads this
     way: a read through the parent would hold a lock on all of it until commit, and the swap of another bucket
@@ -83,22 +90,27 @@ def bucket_rows(table: str, buckets: tuple[int, ...]) -> str:
     return f"({union}) as {table}"
 
 
-def stage_partition(conn: psycopg.Connection, table: str, bucket: int, *rows: pl.DataFrame) -> None:
-    """Copy the frames of `rows` (all in `bucket`, each with the columns it sets) into a fresh table shaped like
+def stage_partitions(conn: psycopg.Connection, table: str, rows: dict[int, list[pl.DataFrame]]) -> None:
+    """For each bucket of `rows`, copy its frames (each with the columns it sets) into a fresh table shaped like
     `table`, with its keys and indexes built after.
 
     The shape is read off the catalog, not by `create table (like ...)`: that would hold a lock on `table` until
-    commit, and two rebuilds each holding one while waiting to swap would wait for each other for ever.
+    commit, and two rebuilds each holding one while waiting to swap would wait for each other for ever. The DDL
+    of a bucket goes in one round trip: for a small bucket, the round trips were most of a rebuild's time.
     """
-    fresh = staged(table, bucket)
-    conn.execute(f"create table {fresh} ({_columns_sql(conn, table)})")
-    for frame in rows:
-        copy_frame(conn, fresh, frame)
-    for statement in _index_statements(conn, table, fresh):
-        conn.execute(statement)
-    # Proves the rows belong to the bucket, so the attach need not scan them to check.
-    conn.execute(f"alter table {fresh} add constraint {fresh}_in_bucket check (lead_bucket = {int(bucket)})")
-    conn.execute(f"analyze {fresh}")
+    columns = _columns_sql(conn, table)
+    for bucket, frames in rows.items():
+        fresh = staged(table, bucket)
+        conn.execute(f"create table {fresh} ({columns})")
+        for frame in frames:
+            copy_frame(conn, fresh, frame)
+        # The check proves the rows belong to the bucket, so the attach need not scan them to check.
+        statements = [
+            *_index_statements(conn, table, fresh),
+            f"alter table {fresh} add constraint {fresh}_in_bucket check (lead_bucket = {int(bucket)})",
+            f"analyze {fresh}",
+        ]
+        conn.execute(";\n".join(statements))
 
 
 def swap_in(conn: psycopg.Connection, tables: tuple[str, ...], buckets: tuple[int, ...]) -> None:
@@ -106,18 +118,19 @@ def swap_in(conn: psycopg.Connection, tables: tuple[str, ...], buckets: tuple[in
     on the tables until the caller's transaction commits: call it last."""
     lock_exclusively(conn, tables, buckets)
     for table in tables:
+        suffixes = _index_suffixes(conn, table)
+        statements = []
         for bucket in buckets:
             live, fresh = partition_name(table, bucket), staged(table, bucket)
-            conn.execute(f"alter table {table} detach partition {live}")
-            conn.execute(f"alter table {table} attach partition {fresh} for values in ({int(bucket)})")
-            conn.execute(f"drop table {live}")
-            conn.execute(f"alter table {fresh} drop constraint {fresh}_in_bucket")
-            conn.execute(f"alter table {fresh} rename to {live}")
-            indexes = conn.execute(
-                "select indexrelid::regclass::text from pg_index where indrelid = %s::regclass", (live,)
-            )
-            for (index,) in indexes.fetchall():
-                conn.execute(f"alter index {index} rename to {live + index.removeprefix(fresh)}")
+            statements += [
+                f"alter table {table} detach partition {live}",
+                f"alter table {table} attach partition {fresh} for values in ({int(bucket)})",
+                f"drop table {live}",
+                f"alter table {fresh} drop constraint {fresh}_in_bucket",
+                f"alter table {fresh} rename to {live}",
+                *(f"alter index {fresh}{suffix} rename to {live}{suffix}" for suffix in suffixes),
+            ]
+        conn.execute(";\n".join(statements))
 
 
 def lock_exclusively(
@@ -173,5 +186,5 @@ def _columns_sql(conn: psycopg.Connection, table: str) -> str:
 
 
 def staged(table: str, bucket: int) -> str:
-    """The table `stage_partition` fills for `bucket`, until the swap."""
+    """The table `stage_partitions` fills for `bucket`, until the swap."""
     return partition_name(table, bucket) + "_next"

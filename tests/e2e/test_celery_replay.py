@@ -129,7 +129,7 @@ def test_a_replay_runs_its_steps_on_the_celery_workers(celery_stack: Stack):
     worker_pids = {p.pid for p in live_members(celery_stack.groups[f"celery-{name}"] for name in names)}
     with DagsterInstance.from_config(str(celery_stack.home / "dagster")) as instance:
         runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": progress["id"]}))
-        assert len(runs) == math.ceil(16 / Settings().replay_buckets_per_run)
+        assert len(runs) == math.ceil(16 / Settings().buckets_per_run)
         starts, hosts = [], set()
         for run in runs:
             for record in instance.all_logs(run.run_id):

@@ -27,12 +27,12 @@ def test_rules_change_sensor_rescores_once_per_version(db, conn, instance):
     land(conn, event("e1", "PURCHASE", "2026-11-01T00:00:00Z"))
     conn.execute("update rules set points = 40 where event_type = 'PURCHASE'")
     conn.execute("update pipeline_state set rules_version = rules_version + 1")
-    requests = tick().run_requests  # a run per group of 4 buckets (LEADSCORE_REPLAY_BUCKETS_PER_RUN)
+    requests = tick().run_requests  # the buckets split over LEADSCORE_PARALLEL_RUNS (2) runs
     ranges = [
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests
     ]
-    assert ranges == [("00", "03"), ("04", "07"), ("08", "11"), ("12", "15")]
-    assert [r.run_key for r in requests] == ["rules-v2-b00-03", "rules-v2-b04-07", "rules-v2-b08-11", "rules-v2-b12-15"]
+    assert ranges == [("00", "07"), ("08", "15")]
+    assert [r.run_key for r in requests] == ["rules-v2-b00-07", "rules-v2-b08-15"]
 
     job = defs.resolve_job_def("score_deliveries")
     [ann_bucket] = conn.execute("select lead_bucket from raw_deliveries").fetchone()
