@@ -34,9 +34,13 @@ class DroppedFile(dg.Config):
 
 @dg.op(description="Land one dropped CSV file through the bulk path, then move it out of the drop folder.")
 def land_file(context: dg.OpExecutionContext, config: DroppedFile, postgres: PostgresResource):
+    path, folder = Path(config.path), get_settings().dropzone
+    if path.parent.resolve() != folder:  # a run launched by hand names any path: only the drop folder's are landed
+        raise dg.Failure(f"{config.path} is not a file of the drop folder {folder}")
     with postgres.connect() as conn:
-        outcome = land_dropped_file(conn, Path(config.path), get_settings())
-    context.log.info(f"{outcome.file_name}: {outcome.outcome}")
+        outcome = land_dropped_file(conn, path, get_settings())
+    log = context.log.warning if outcome.error else context.log.info
+    log(f"{outcome.file_name}: {outcome.outcome}" + (f" ({outcome.error})" if outcome.error else ""))
     if outcome.outcome == "landed":
         yield dg.AssetMaterialization(
             asset_key="raw_deliveries",
