@@ -102,13 +102,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         from leadscore_pipeline.db.migrate import migrate
 
         migrate(database_url())
+        if (settings.dagster_home / "dagster.yaml").exists():  # a stack's Dagster: show the views as materialized
+            from leadscore_pipeline.dagster_home import record_views_created
+
+            record_views_created(settings.dagster_home)
         print("database is at the current schema")
     elif args.command == "rebucket":
         _rebucket(settings.lead_buckets)
     elif args.command == "replay":
         _replay(args.wait)
     elif args.command == "webhook":
-        _sign(args.body, args.secret, args.url or f"http://{settings.api_host}:{settings.api_port}/api/webhook")
+        _sign(args.body, args.secret, args.url or f"{settings.api_base_url}/api/webhook")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ run_monitoring:
 run_retries:
   enabled: true
   max_retries: 2
+# A run's console output goes to the daemon's log: at Dagster's default (DEBUG) a line per step event, a hundred per
+# micro-batch over 16 buckets. Every event stays in the run's event log (the UI); the console gets INFO and up.
+python_logs:
+  python_log_level: INFO
 telemetry:
   enabled: false
 nux:
@@ -67,3 +71,13 @@ def create_dagster_storage(dagster_home: Path) -> None:
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.get_runs(limit=1)
+
+
+def record_views_created(dagster_home: Path) -> None:
+    """The SQL models' views that the migrations just (re)created, as materializations in the Dagster UI."""
+    from dagster import DagsterInstance
+
+    from leadscore_pipeline import sql_models
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        sql_models.record_views_created(instance)

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from leadscore_pipeline.assets.analytics import daily_event_counts, lead_event_stats
+from leadscore_pipeline.assets.checks import stored_table_checks
 from leadscore_pipeline.assets.raw import raw_deliveries
 from leadscore_pipeline.assets.scoring import clean_events, current_scores, lead_scores
 from leadscore_pipeline.assets.serving import company_totals, event_type_totals, serving_totals
@@ -42,6 +43,7 @@ defs = dg.Definitions(
         event_type_totals,
         *sql_model_assets,
     ],
+    asset_checks=stored_table_checks,
     jobs=[score_deliveries, refresh_current_scores, land_dropped_files],
     sensors=[new_deliveries_sensor, rules_change_sensor, dropzone_sensor],
     schedules=[daily_decay_schedule],

@@ -13,7 +13,7 @@ import dagster as dg
 
 from leadscore_pipeline import clock
 from leadscore_pipeline.buckets import ALL_BUCKETS, bucket_groups
-from leadscore_pipeline.dropzone import complete_files
+from leadscore_pipeline.dropzone import complete_files, refuse_irregular
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.jobs import land_dropped_files, score_deliveries
 from leadscore_pipeline.partitions import (
@@ -202,11 +202,14 @@ def group_requests(
     job=land_dropped_files,
     minimum_interval_seconds=2,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Lands CSV files dropped in the drop folder once their size and mtime stop changing.",
+    description="Lands CSV files dropped in the drop folder once their size and mtime stop changing; moves anything"
+    " else named *.csv (a symlink, a FIFO, a directory) to failed/ unread.",
 )
 def dropzone_sensor(context: dg.SensorEvaluationContext):
     folder = get_settings().dropzone
     folder.mkdir(parents=True, exist_ok=True)
+    for reason in refuse_irregular(folder):
+        context.log.warning(f"drop folder: {reason}")
     ready, seen = complete_files(folder, json.loads(context.cursor or "{}"))
     context.update_cursor(json.dumps(seen))
     if not ready:

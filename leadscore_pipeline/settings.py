@@ -105,8 +105,19 @@ class Settings(BaseSettings):
         return [secret.strip() for secret in (self.webhook_secrets or "").split(",") if secret.strip()]
 
     @property
+    def api_base_url(self) -> str:
+        """Where the API `leadscore up` starts is reached from this machine (the CLI, the banner)."""
+        return f"http://{self.local_host}:{self.api_port}"
+
+    @property
     def dagster_base_url(self) -> str:
-        return (self.dagster_url or f"http://{self.api_host}:{self.dagster_port}").rstrip("/")
+        return (self.dagster_url or f"http://{self.local_host}:{self.dagster_port}").rstrip("/")
+
+    @property
+    def local_host(self) -> str:
+        """LEADSCORE_API_HOST as a URL host: a wildcard bind is reached on loopback; an IPv6 address in brackets."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.api_host, self.api_host)
+        return f"[{host}]" if ":" in host else host
 
     @property
     def admin_token_path(self) -> Path:

@@ -1,4 +1,5 @@
-"""Turn each SQL model in dbt_like_sql/ into a Dagster asset that (re)creates its Postgres view."""
+"""Turn each SQL model in dbt_like_sql/ into a Dagster asset that (re)creates its Postgres view; and record the
+views that `leadscore up` (re)creates as materializations of those assets."""
 
 import dagster as dg
 
@@ -24,3 +25,16 @@ def _sql_model_asset(model: SqlModel) -> dg.AssetsDefinition:
 
 
 sql_model_assets = [_sql_model_asset(model) for model in load_sql_models()]
+
+
+def record_views_created(instance: dg.DagsterInstance, models: list[SqlModel] | None = None) -> None:
+    """Migrations (re)create every view at each start, outside any run: recorded as a materialization of each model's
+    asset, so the UI shows when its view was last created instead of "never materialized"."""
+    for model in models or load_sql_models():
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=model.name,
+                description="view (re)created by the migrations at start-up",
+                metadata={"view": model.name},
+            )
+        )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from leadscore_pipeline.dagster_home import create_dagster_storage, write_dagster_yaml
+from leadscore_pipeline.dagster_home import create_dagster_storage, record_views_created, write_dagster_yaml
 from leadscore_pipeline.db.embedded import ensure_database, start_embedded, stop_embedded
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.migrate import migrate
@@ -120,7 +120,12 @@ def child_specs(settings: Settings) -> list[ChildSpec]:
             "-h", settings.api_host, "-p", str(settings.dagster_port),
         ]),
         # Dagster's daemon with the backfill loop at 1 s (see daemon.py): a replay starts within about a second.
-        ChildSpec("dagster-daemon", [sys.executable, "-m", "leadscore_pipeline.daemon", "run", "-w", str(WORKSPACE)]),
+        # Its code servers log errors only: it replaces its code server every minute, and the old one's "No
+        # heartbeat received in 20 seconds, shutting down" is its ordinary way out, a warning a minute otherwise.
+        ChildSpec("dagster-daemon", [
+            sys.executable, "-m", "leadscore_pipeline.daemon", "run", "-w", str(WORKSPACE),
+            "--code-server-log-level", "error",
+        ]),
         *celery_worker_specs(settings),
     ]  # fmt: skip
 
@@ -182,6 +187,7 @@ def run_stack(settings: Settings) -> None:
     token = admin_token(settings)
     write_dagster_yaml(settings.dagster_home, database.url)
     create_dagster_storage(settings.dagster_home)  # before the children race to create it (dagster_home.py)
+    record_views_created(settings.dagster_home)  # prepare_database's migrate() (re)created them
     if celery_worker_names(settings):
         write_celery_yaml(settings)
     settings.dropzone.mkdir(parents=True, exist_ok=True)
@@ -191,8 +197,7 @@ def run_stack(settings: Settings) -> None:
     failure = None
     try:
         supervisor.start()
-        api = f"http://{settings.api_host}:{settings.api_port}"
-        dagster = f"http://{settings.api_host}:{settings.dagster_port}"
+        api, dagster = settings.api_base_url, f"http://{settings.local_host}:{settings.dagster_port}"
         supervise(supervisor, watch, stop, lambda: answers(f"{api}/readyz"), timeout=120, what="the API")
         if settings.load_sample and not stop.requested:
             _load_sample_once(database.url)

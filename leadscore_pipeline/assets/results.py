@@ -1,18 +1,8 @@
-"""How a step's result shows in Dagster: run metadata and asset check results."""
+"""How a step's result shows in Dagster: run metadata and warnings."""
 
 import dagster as dg
 
 from leadscore_pipeline import refresh
-
-
-def check_result(asset: str, name: str, violations: int, what: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name=name,
-        passed=violations == 0,
-        metadata={"violations": violations},
-        description=f"{violations} {what}",
-    )
 
 
 def log_quarantined(context: dg.AssetExecutionContext, result: refresh.StepResult) -> None:

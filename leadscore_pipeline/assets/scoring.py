@@ -3,7 +3,7 @@
 import dagster as dg
 
 from leadscore_pipeline import refresh
-from leadscore_pipeline.assets.results import check_result, log_quarantined, step_metadata
+from leadscore_pipeline.assets.results import log_quarantined, step_metadata
 from leadscore_pipeline.partitions import BY_BUCKET, scope_of
 from leadscore_pipeline.resources import PostgresResource
 from leadscore_pipeline.settings import get_settings
@@ -14,7 +14,6 @@ _shared = dict(**BY_BUCKET, kinds={"polars", "postgres"}, group_name="scoring")
 @dg.asset(
     deps=["raw_deliveries"],
     description="Deduplicated events: the first delivery of each event_id, in landing order.",
-    check_specs=[dg.AssetCheckSpec("unique_event_ids", asset="clean_events")],
     **_shared,
 )
 def clean_events(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
@@ -22,17 +21,7 @@ def clean_events(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     with postgres.connect() as conn:
         result = refresh.dedup_deliveries(conn, scope)
     log_quarantined(context, result)
-    return dg.MaterializeResult(
-        metadata=step_metadata(result, scope),
-        check_results=[
-            check_result(
-                "clean_events",
-                "unique_event_ids",
-                result.checks["duplicate_event_ids"],
-                "event ids written twice",
-            )
-        ],
-    )
+    return dg.MaterializeResult(metadata=step_metadata(result, scope))
 
 
 @dg.multi_asset(
@@ -50,10 +39,6 @@ def clean_events(context: dg.AssetExecutionContext, postgres: PostgresResource) 
             kinds={"polars", "postgres"},
         ),
     ],
-    check_specs=[
-        dg.AssetCheckSpec("scores_within_bounds", asset="lead_scores"),
-        dg.AssetCheckSpec("history_sums_to_score", asset="score_history"),
-    ],
     **BY_BUCKET,
     group_name="scoring",
 )
@@ -65,21 +50,11 @@ def lead_scores(context: dg.AssetExecutionContext, postgres: PostgresResource):
     metadata = step_metadata(result, scope)
     yield dg.MaterializeResult(asset_key="lead_scores", metadata=metadata)
     yield dg.MaterializeResult(asset_key="score_history", metadata=metadata)
-    yield check_result(
-        "lead_scores", "scores_within_bounds", result.checks["out_of_bounds"], "scores outside [floor, cap]"
-    )
-    yield check_result(
-        "score_history",
-        "history_sums_to_score",
-        result.checks["sum_mismatch"],
-        "leads whose changes do not add up",
-    )
 
 
 @dg.asset(
     deps=["lead_scores"],
     description="Each lead's current score (decayed to now) and tier; refreshed daily after UTC midnight.",
-    check_specs=[dg.AssetCheckSpec("current_within_bounds", asset="current_scores")],
     **_shared,
 )
 def current_scores(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
@@ -87,14 +62,4 @@ def current_scores(context: dg.AssetExecutionContext, postgres: PostgresResource
     settings = get_settings()
     with postgres.connect() as conn:
         result = refresh.decay_scores(conn, scope, settings.scoring, settings.tiers)
-    return dg.MaterializeResult(
-        metadata=step_metadata(result, scope),
-        check_results=[
-            check_result(
-                "current_scores",
-                "current_within_bounds",
-                result.checks["out_of_bounds"],
-                "current scores outside [floor, score at last event]",
-            )
-        ],
-    )
+    return dg.MaterializeResult(metadata=step_metadata(result, scope))

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from api.routes.exports import APPLICATION_NAME
+from api.routes.exports import APPLICATION_NAME, spreadsheet_safe
 from leadscore_pipeline.refresh import Scope, dedup_deliveries
 from tests.api.test_read import score_all
 from tests.pipeline.helpers import event, land
@@ -224,3 +224,69 @@ def test_a_client_hanging_up_early_frees_the_connection(client, many_events, exp
 def test_openapi_documents_both_media_types(client):
     operation = client.get("/openapi.json").json()["paths"]["/api/export/leads"]["get"]
     assert set(operation["responses"]["200"]["content"]) == {"text/csv", "application/json"}
+
+
+# OWASP CSV injection: what anyone who can send an event puts in the text fields of an export.
+FORMULAS = {
+    "name": '=HYPERLINK("http://evil.example/x","click")',
+    "company": "+cmd|' /C calc'!A0",
+    "source": "@SUM(1+1)*cmd|' /C calc'!A0",
+}
+
+
+@pytest.fixture
+def formulas(conn):
+    land(
+        conn,
+        event("f1", "PURCHASE", "2026-11-20T10:00:00Z", email="-2+3@evil.example", source=FORMULAS["source"],
+              metadata={"name": FORMULAS["name"], "company": FORMULAS["company"]}),
+        event("f2", "REFUND", "2026-11-21T10:00:00Z", email="-2+3@evil.example"),
+        event("f3", "PAGE_VIEW", "2026-11-21T10:00:00Z", email="eve@evil.example", metadata={"company": "-1+1"}),
+    )  # fmt: skip
+    score_all(conn)
+    return conn
+
+
+@pytest.mark.parametrize("export", ["leads", "events"])
+def test_no_text_cell_of_a_csv_export_starts_with_a_formula_character(client, formulas, export):
+    header, rows = parse_csv(client.get(f"/api/export/{export}").text)
+    assert header == HEADERS[export] and rows
+    for row in rows:
+        for column, text in row.items():
+            if column in NUMBERS:
+                assert text == "" or str(int(text)) == text  # a number stays a number, a negative one too
+            else:
+                assert not text.startswith(("=", "+", "-", "@", "\t", "\r")), (column, text)
+
+
+def test_formulas_come_out_of_the_leads_export_as_text(client, formulas):
+    _, rows = parse_csv(client.get("/api/export/leads").text)
+    by_key = {row["lead_key"]: row for row in rows}
+    evil = by_key["'-2+3@evil.example"]
+    assert (evil["email"], evil["name"], evil["company"]) == (
+        "'-2+3@evil.example", "'" + FORMULAS["name"], "'" + FORMULAS["company"]
+    )  # fmt: skip
+    assert by_key["eve@evil.example"]["company"] == "'-1+1"
+    assert evil["score"] == "50"  # 100 - 50: numbers are not quoted
+    # JSON is not a spreadsheet format: its values are the stored ones.
+    items = client.get("/api/export/leads", params={"format": "json"}).json()
+    assert {item["lead_key"]: item["name"] for item in items}["-2+3@evil.example"] == FORMULAS["name"]
+
+
+def test_formulas_come_out_of_the_events_export_as_text_and_negative_points_as_numbers(client, formulas):
+    _, rows = parse_csv(client.get("/api/export/events").text)
+    by_id = {row["event_id"]: row for row in rows}
+    assert by_id["f1"]["source"] == "'" + FORMULAS["source"]
+    assert (by_id["f2"]["points"], by_id["f2"]["change"]) == ("-50", "-50")
+
+
+def test_tab_and_carriage_return_starts_are_escaped_and_other_types_kept(conn):
+    # Ingestion trims names and companies, so these are fed to the export query directly.
+    query = """select E'\\t=1+1' as tab, E'\\r@A1' as cr, 'ok' as plain, null::text as empty, -5 as n, true as b,
+                      timestamptz '2026-11-20 10:00:00+00' as t"""
+    safe = spreadsheet_safe(conn, query, {})
+    with conn.cursor().copy(f"copy ({safe}) to stdout with (format csv, header true)") as copy:
+        header, rows = parse_csv(b"".join(copy).decode())
+    assert header == ["tab", "cr", "plain", "empty", "n", "b", "t"]
+    assert rows == [{"tab": "'\t=1+1", "cr": "'\r@A1", "plain": "ok", "empty": "", "n": "-5", "b": "t",
+                     "t": "2026-11-20 10:00:00+00"}]  # fmt: skip
