@@ -31,7 +31,6 @@ def timed_step(name: str, step: Callable[[], StepResult]) -> dict[str, object]:
         "seconds": time.perf_counter() - started,
         "rows": result.rows,
         "details": result.details,
-        "checks": result.checks,
         "peak_rss_mib_after": peak_rss_mib(),
     }
 

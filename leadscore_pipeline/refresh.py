@@ -23,7 +23,7 @@ from leadscore_pipeline.db.locks import DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, SPLI
 from leadscore_pipeline.db.partitions import bucket_rows, lock_exclusively, partition_name, stage_partitions, swap_in
 from leadscore_pipeline.db.watermarks import WATERMARKS
 from leadscore_pipeline.ingest.land import landed_through
-from leadscore_pipeline.scoring.current import current_rows, out_of_bounds
+from leadscore_pipeline.scoring.current import current_rows
 from leadscore_pipeline.scoring.dedup import (
     CLEAN_SCHEMA,
     clean_rows,
@@ -31,10 +31,9 @@ from leadscore_pipeline.scoring.dedup import (
     delivery_tallies,
     first_deliveries,
     rebuilt_clean_events,
-    repeated_ids,
 )
 from leadscore_pipeline.scoring.diff import differences
-from leadscore_pipeline.scoring.leads import invariant_violations, score_leads
+from leadscore_pipeline.scoring.leads import score_leads
 from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
 from leadscore_pipeline.settings import get_settings
 
@@ -107,7 +106,6 @@ class StepResult:
     rows: int  # clean events inserted, leads scored, or current scores written
     through_seq: int  # the landing sequence number the step's output now reflects
     details: dict[str, int]
-    checks: dict[str, int]  # invariant violations counted on what the step wrote (0 = passed)
 
     @staticmethod
     def combined(results: list[StepResult], quarantined: list[int]) -> StepResult:
@@ -120,7 +118,6 @@ class StepResult:
             sum(r.rows for r in results),
             results[-1].through_seq,
             {**total([r.details for r in results]), "quarantined": len(quarantined)},
-            total([r.checks for r in results]),
         )
 
 
@@ -172,7 +169,7 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
         lock(conn, [DEDUP_LOCK])
         start = state_of(conn)["deduped_through"]
         if through <= start:
-            return StepResult(0, start, {"deliveries": 0}, {"duplicate_event_ids": 0})
+            return StepResult(0, start, {"deliveries": 0})
         # Every bucket: the batch may repeat events of any lead, and a replay may be rebuilding one.
         lock_buckets(conn, ALL_BUCKETS)
         window = {"start": start, "through": through}
@@ -216,7 +213,6 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
             "duplicates": int(new_events["duplicates"].sum()) + int(repeated["duplicates"].sum()),
             "conflicts": int(new_events["conflicts"].sum()) + int(repeated["conflicts"].sum()),
         },
-        {"duplicate_event_ids": repeated_ids(new_events)},
     )
 
 
@@ -225,7 +221,7 @@ def _rebuild_clean_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
     # A catch-up rebuilds through its fence; a replay, every landed delivery.
     through = scope.through_seq if scope.catch_up else landed_through(conn)
     _note_split_events(conn, through)
-    totals = {"rows": 0, "duplicates": 0, "conflicts": 0, "duplicate_event_ids": 0}
+    totals = {"rows": 0, "duplicates": 0, "conflicts": 0}
     with conn.transaction():
         lock_buckets(conn, buckets)
         # Duplicates are counted only as far as the micro-batches got, since they count the rest when they reach
@@ -237,14 +233,12 @@ def _rebuild_clean_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
             totals["rows"] += rebuilt.height
             totals["duplicates"] += int(rebuilt["duplicates"].sum())
             totals["conflicts"] += int(rebuilt["conflicts"].sum())
-            totals["duplicate_event_ids"] += repeated_ids(rebuilt)
         _swap_staged(conn, buckets, ("clean_events",), move_event_totals)
         finish_catch_up_step(conn, scope, "deduped_through")
     return StepResult(
         totals["rows"],
         through,
         {"duplicates": totals["duplicates"], "conflicts": totals["conflicts"]},
-        {"duplicate_event_ids": totals["duplicate_event_ids"]},
     )
 
 
@@ -453,7 +447,7 @@ def _score_touched(conn: psycopg.Connection, params: ScoringParams, upto: int) -
         state = state_of(conn)
         start, through = state["scored_through"], min(state["deduped_through"], upto)
         if through <= start:
-            return StepResult(0, start, {"events": 0}, {"out_of_bounds": 0, "sum_mismatch": 0})
+            return StepResult(0, start, {"events": 0})
         touched = f"seq > {start} and seq <= {through}"
         if through < state["deduped_through"]:
             # A part of a range split around a bad delivery: every bucket, so parts never lock out of order.
@@ -472,12 +466,12 @@ def _score_touched(conn: psycopg.Connection, params: ScoringParams, upto: int) -
         conn.execute(f"delete from score_history where {where}")
         copy_frame(conn, "score_history", history)
         conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
-    return StepResult(leads.height, through, {"events": events.height}, invariant_violations(history, leads, params))
+    return StepResult(leads.height, through, {"events": events.height})
 
 
 def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams) -> StepResult:
     """Rescore whole buckets, a chunk at a time, and swap their lead scores and history in."""
-    rows, events_scored, checks = 0, 0, {"out_of_bounds": 0, "sum_mismatch": 0}
+    rows, events_scored = 0, 0
     with conn.transaction():
         lock_buckets(conn, scope.buckets)
         state = state_of(conn)
@@ -492,13 +486,11 @@ def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringPara
             _stage_buckets(conn, "lead_scores", chunk, leads)
             _stage_buckets(conn, "score_history", chunk, history)
             rows += leads.height
-            for check, violations in invariant_violations(history, leads, params).items():
-                checks[check] = checks.get(check, 0) + violations
         # Before any row lock: a swap waiting for readers must hold nothing another rebuild could wait for.
         _swap_staged(conn, scope.buckets, ("lead_scores", "score_history"))
         conn.execute("update pipeline_state set last_replay_at = now()")
         finish_catch_up_step(conn, scope, "scored_through")
-    return StepResult(rows, through, {"events": events_scored}, checks)
+    return StepResult(rows, through, {"events": events_scored})
 
 
 def _scored(
@@ -585,14 +577,14 @@ def decay_scores(
         # Under SCORE_LOCK every lead scored through scored_through is committed and was read.
         conn.execute("update pipeline_state set served_through = %s", (state["scored_through"],))
     details = {"leads": current.height, "rows_written": current.height}
-    return StepResult(current.height, 0, details, {"out_of_bounds": out_of_bounds(current, params)})
+    return StepResult(current.height, 0, details)
 
 
 def _serve_buckets(
     conn: psycopg.Connection, scope: Scope, params: ScoringParams, tiers: TierThresholds, as_of: datetime
 ) -> StepResult:
     """Serve whole buckets' scores decayed to `as_of`, a chunk at a time; the chunks with many changes swapped."""
-    leads_served, rows_written, outside, swap, swapped = 0, 0, 0, None, ()
+    leads_served, rows_written, swap, swapped = 0, 0, None, ()
     with conn.transaction():
         lock_buckets(conn, scope.buckets)
         for chunk in bucket_chunks(conn, scope.buckets):
@@ -608,7 +600,6 @@ def _serve_buckets(
             written, swap, staged = _rewrite_served_buckets(conn, chunk, stored, current, swap)
             swapped += staged
             leads_served, rows_written = leads_served + current.height, rows_written + written.height
-            outside += out_of_bounds(current, params)
         _swap_staged(conn, swapped, ("current_scores",), move_served_totals)
         # The API's live stream listens: it reads the rows with new change ids once this commits.
         conn.execute("select pg_notify('score_updates', '')")
@@ -622,7 +613,7 @@ def _serve_buckets(
         conn.execute("update pipeline_state set last_decay_at = now()")
         finish_catch_up_step(conn, scope, "served_through")
     details = {"leads": leads_served, "rows_written": rows_written}
-    return StepResult(leads_served, 0, details, {"out_of_bounds": outside})
+    return StepResult(leads_served, 0, details)
 
 
 def _current(

@@ -49,7 +49,7 @@ def count_daily_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
                do update set events = daily_event_counts.events + excluded.events"""
         )
         conn.execute("update pipeline_state set counted_through = %s", (through,))
-    return StepResult(counts.height, through, {"events": events.height}, {})
+    return StepResult(counts.height, through, {"events": events.height})
 
 
 def _recount_buckets(conn: psycopg.Connection, scope: Scope) -> StepResult:
@@ -72,7 +72,7 @@ def _recount_buckets(conn: psycopg.Connection, scope: Scope) -> StepResult:
             copy_frame(conn, "daily_event_counts", counts)
             rows, events_counted = rows + counts.height, events_counted + events.height
         finish_catch_up_step(conn, scope, "counted_through")
-    return StepResult(rows, through, {"events": events_counted}, {})
+    return StepResult(rows, through, {"events": events_counted})
 
 
 def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
@@ -92,7 +92,7 @@ def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
         conn.execute(f"delete from lead_event_stats where {leads}")
         copy_frame(conn, "lead_event_stats", stats)
         conn.execute("update pipeline_state set stats_through = %s", (through,))
-    return StepResult(stats.height, 0, {"events": history.height}, {})
+    return StepResult(stats.height, 0, {"events": history.height})
 
 
 def _restat_buckets(conn: psycopg.Connection, scope: Scope) -> StepResult:
@@ -109,4 +109,4 @@ def _restat_buckets(conn: psycopg.Connection, scope: Scope) -> StepResult:
             rows, events = rows + stats.height, events + history.height
         finish_catch_up_step(conn, scope, "stats_through")
         analyze(conn, "lead_event_stats")
-    return StepResult(rows, 0, {"events": events}, {})
+    return StepResult(rows, 0, {"events": events})

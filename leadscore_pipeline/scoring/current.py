@@ -31,10 +31,3 @@ def current_rows(
         .with_columns(tier=tier(pl.col("score"), tiers), as_of=pl.lit(as_of).dt.convert_time_zone("UTC"))
         .join(previous, on="lead_key", how="left")
     )
-
-
-def out_of_bounds(current: pl.DataFrame, params: ScoringParams) -> int:
-    """How many current rows score below the floor or above their score at last event (floored): 0 = holds."""
-    return current.filter(
-        (pl.col("score") < params.floor) | (pl.col("score") > pl.col("score_at_last_event").clip(params.floor))
-    ).height

@@ -94,8 +94,3 @@ def rebuilt_clean_events(deliveries: pl.LazyFrame, buckets: tuple[int, ...], cou
     firsts = first_deliveries(deliveries)
     tallies = delivery_tallies(deliveries.filter(pl.col("seq") <= counted_through), firsts)
     return clean_rows(firsts.filter(pl.col("lead_bucket").is_in(buckets)), tallies)
-
-
-def repeated_ids(events: pl.DataFrame) -> int:
-    """How many rows of `events` share their event_id with another row (0 for clean events)."""
-    return int(events["event_id"].is_duplicated().sum())

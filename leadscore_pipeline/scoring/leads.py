@@ -30,15 +30,3 @@ def score_leads(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringParams
         lead_totals(history.lazy()).join(lead_profiles(events), on="lead_key").join(buckets, on="lead_key").collect()
     )
     return ScoredLeads(history=history, leads=leads)
-
-
-def invariant_violations(history: pl.DataFrame, leads: pl.DataFrame, params: ScoringParams) -> dict[str, int]:
-    """Counts of broken invariants (0 = holds): scores within [floor, cap], history changes sum to the score."""
-    out_of_bounds = history.filter(~pl.col("score_after").is_between(params.floor, params.cap)).height
-    sums = history.group_by("lead_key").agg(pl.col("change").sum().alias("total_change"))
-    sum_mismatch = (
-        leads.join(sums, on="lead_key", how="left")
-        .filter(pl.col("total_change").fill_null(0) != pl.col("score_at_last_event"))
-        .height
-    )
-    return {"out_of_bounds": out_of_bounds, "sum_mismatch": sum_mismatch}

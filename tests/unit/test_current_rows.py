@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 
 from leadscore_pipeline.ingest.validate import MAX_COMPANY_CHARS, MAX_EMAIL_CHARS, MAX_NAME_CHARS
 from leadscore_pipeline.refresh import LEAD_SCORE_SCHEMA, TIMESTAMP
-from leadscore_pipeline.scoring.current import current_rows, out_of_bounds
+from leadscore_pipeline.scoring.current import current_rows
 from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
 
 PREVIOUS_SCHEMA = {"lead_key": pl.String, "previous_score": pl.Int64}
@@ -63,13 +63,3 @@ def test_scores_decay_by_utc_midnights_and_fields_are_cut_to_the_validators_limi
     assert_frame_equal(current, expected)
     assert len(current["email"][0]) == MAX_EMAIL_CHARS < len(long_email)
     assert len(current["company"][0]) == MAX_COMPANY_CHARS < len(LONG)
-
-
-def test_out_of_bounds_counts_scores_below_the_floor_or_above_their_last_event_score():
-    current = pl.DataFrame(
-        {
-            "score_at_last_event": [100, 100, 100, -20, 50],
-            "score": [100, 40, 120, 0, -1],  # fine, decayed, grown, floored from below, below the floor
-        }
-    )
-    assert out_of_bounds(current, ScoringParams(floor=0)) == 2

@@ -14,7 +14,6 @@ from leadscore_pipeline.scoring.dedup import (
     dedup_batch,
     first_deliveries,
     rebuilt_clean_events,
-    repeated_ids,
 )
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -113,8 +112,3 @@ def test_clean_rows_keep_the_clean_columns_and_zero_tallies_for_events_delivered
     rows = clean_rows(firsts, tallies([("b", 2, 1)]).lazy()).collect()
     assert rows.columns == [*CLEAN_SCHEMA, "duplicates", "conflicts"]  # no external_id nor metadata
     assert_frame_equal(rows.sort("event_id"), clean([(1, "a", 0, "PAGE_VIEW", 0, 0), (2, "b", 0, "PAGE_VIEW", 2, 1)]))
-
-
-def test_repeated_ids_counts_every_row_of_an_event_id_given_twice():
-    assert repeated_ids(pl.DataFrame({"event_id": ["a", "b", "a", "c"]})) == 2
-    assert repeated_ids(pl.DataFrame({"event_id": ["a", "b", "c"]})) == 0
