@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from api import reads
 from api.deps import OffsetQuery, ReaderDep
 from api.errors import field_error
-from api.schemas import LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier
+from api.schemas import READ_ERRORS, LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier, error_responses
 
-router = APIRouter(prefix="/api", tags=["leads"])
+router = APIRouter(prefix="/api", tags=["leads"], responses=READ_ERRORS)
 
 
 class SortBy(StrEnum):
@@ -54,7 +54,7 @@ async def list_leads(
     return await reads.lead_page(conn, lead_filter, sort_by.value, order.value, limit, offset, cursor)
 
 
-@router.get("/leads/{lead_key}", response_model=LeadDetail)
+@router.get("/leads/{lead_key}", response_model=LeadDetail, responses=error_responses(404))
 async def lead_detail(lead_key: str, conn: ReaderDep) -> dict:
     lead = await reads.lead_detail(conn, lead_key)
     if lead is None:
@@ -62,7 +62,7 @@ async def lead_detail(lead_key: str, conn: ReaderDep) -> dict:
     return lead
 
 
-@router.get("/leads/{lead_key}/history", response_model=LeadHistory)
+@router.get("/leads/{lead_key}/history", response_model=LeadHistory, responses=error_responses(404))
 async def lead_history(
     lead_key: str,
     conn: ReaderDep,
