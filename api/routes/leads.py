@@ -28,6 +28,12 @@ class Order(StrEnum):
     desc = "desc"
 
 
+def stored_lead_key(raw: str) -> str:
+    """A lead key as stored (SPEC §3): an email trimmed and lower-cased, as every channel stores it, so
+    /api/leads/Ann@Acme.io finds ann@acme.io; an `id:` key as given, since external ids keep their case."""
+    return raw if raw.startswith("id:") else raw.strip().lower()
+
+
 @router.get("/leaderboard", response_model=Leaderboard)
 async def leaderboard(conn: ReaderDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
     return await reads.leaderboard(conn, limit)
@@ -56,7 +62,7 @@ async def list_leads(
 
 @router.get("/leads/{lead_key}", response_model=LeadDetail, responses=error_responses(404))
 async def lead_detail(lead_key: str, conn: ReaderDep) -> dict:
-    lead = await reads.lead_detail(conn, lead_key)
+    lead = await reads.lead_detail(conn, stored_lead_key(lead_key))
     if lead is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     return lead
@@ -69,7 +75,7 @@ async def lead_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: OffsetQuery = 0,
 ) -> dict:
-    history = await reads.lead_history(conn, lead_key, limit, offset)
+    history = await reads.lead_history(conn, stored_lead_key(lead_key), limit, offset)
     if history is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     return history
