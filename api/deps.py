@@ -4,10 +4,10 @@ readers), the live score stream."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
-from fastapi import Depends, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -64,6 +64,31 @@ async def reject_unstorable_parameters(request: Request) -> None:
         for name, value in parameters:
             if isinstance(value, str) and "\x00" in value:
                 raise field_error(422, f"{where}.{name}", "must not contain NUL (\\u0000)")
+
+
+# The same rule, as the OpenAPI document states it for a parameter that is a string of no stricter pattern.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def document_unstorable_parameters(app: FastAPI) -> None:
+    """Have the app's OpenAPI document say what reject_unstorable_parameters enforces."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        built = app.openapi_schema is not None
+        document = build()
+        if not built:  # once: FastAPI keeps the document it built
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    for parameter in operation.get("parameters", []):
+                        if parameter["in"] in ("path", "query"):
+                            schema = parameter["schema"]
+                            for option in schema.get("anyOf", [schema]):
+                                if option.get("type") == "string" and not {"pattern", "enum"} & option.keys():
+                                    option["pattern"] = NO_NUL_PATTERN
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def get_score_stream(request: Request) -> ScoreStream:

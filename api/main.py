@@ -7,11 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from psycopg_pool import PoolTimeout as ReadPoolTimeout
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.body_limits import BodyLimits
-from api.deps import database_busy, read_pool, read_pool_timeout, reject_unstorable_parameters
+from api.deps import (
+    database_busy,
+    document_unstorable_parameters,
+    read_pool,
+    read_pool_timeout,
+    reject_unstorable_parameters,
+)
 from api.errors import install_error_handlers
 from api.routes import (
     analytics,
@@ -28,6 +35,7 @@ from api.routes import (
     stream,
     webhook,
 )
+from api.schemas import EVERY_ROUTE_ERRORS
 from api.stream import ScoreStream
 from leadscore_pipeline.db.engine import database_url
 from leadscore_pipeline.settings import get_settings
@@ -50,12 +58,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline installs, served by this app: /docs works offline.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="LeadScore",
         description="Which leads are hot right now: events in, explained scores out.",
         version="0.1.0",
         dependencies=[Depends(reject_unstorable_parameters)],
+        responses=EVERY_ROUTE_ERRORS,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
     # No body is read past the largest JSON one (the routes cap their own lower), except a CSV upload's.
     app.add_middleware(
@@ -68,6 +79,7 @@ def create_app() -> FastAPI:
     for module in modules:
         app.include_router(module.router)
     dashboard.mount_dashboard(app)
+    document_unstorable_parameters(app)
     return app
 
 

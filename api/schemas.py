@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from leadscore_pipeline.ingest.validate import (
     MAX_COMPANY_CHARS,
@@ -17,6 +17,68 @@ from leadscore_pipeline.ingest.validate import (
 )
 
 Tier = Literal["cold", "warm", "hot", "qualified"]
+
+
+def _no_coercion_to_int(value: Any) -> Any:
+    if isinstance(value, bool | str):  # lax pydantic would take true as 1 and "7" as 7
+        raise ValueError(f"must be a JSON integer, not {'a boolean' if isinstance(value, bool) else 'a string'}")
+    return value
+
+
+# JSON Schema's integer, exactly: 7 and 7.0 are integers; 7.5, true and "7" are not.
+JsonInt = Annotated[int, BeforeValidator(_no_coercion_to_int)]
+
+
+class ErrorItem(BaseModel):
+    field: str = Field(description="what is at fault: a body field, `query.<name>`, a header, `body`, `path`, ...")
+    error: str = Field(description="why, in words")
+    index: int | None = Field(None, description="in a batch: the position of the event at fault")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error the API answers, framework errors included."""
+
+    detail: list[ErrorItem]
+
+
+# What each error status means; a route declares the ones it can answer through error_responses().
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the request could not be read (e.g. a malformed multipart body)",
+    401: "the bearer token or the webhook signature is missing or wrong",
+    403: "the request is not allowed from where it came",
+    404: "nothing is found under this path",
+    409: "the request conflicts with the current state",
+    413: "the body is larger than allowed",
+    415: "the body's media type is not accepted here",
+    422: "a field is invalid: each error names it and says why",
+    429: "too many requests: retry after the Retry-After header's seconds",
+    503: "something this request needs (the database, Dagster, a setting) is unavailable; retry later",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route or router: each status documented with the API's error shape."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+def json_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """error_responses() for a route whose own answer is not JSON (the event stream): given as a reference, since
+    FastAPI files a `model` under the route's media type, and these errors are JSON."""
+    schema = {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}
+    return {
+        status: {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": schema}}}
+        for status in statuses
+    }
+
+
+# The statuses each kind of route can answer besides its own, in one place: a guard added to a kind of route
+# (a key, a rate limit, a media-type check) adds its status on that line.
+EVERY_ROUTE_ERRORS = error_responses(422)  # a parameter holding NUL, on any route (deps.reject_unstorable_parameters)
+READ_ERRORS = error_responses(503)  # the database is down or busy
+STREAM_ERRORS = json_error_responses(422)  # no 503: the stream ends and its client reconnects
+INGEST_ERRORS = error_responses(401, 413, 503)  # the ingest key when one is set, the body cap, the database
+WEBHOOK_ERRORS = error_responses(401, 413, 503)  # the signature, the body cap, no secret configured or the database
+ADMIN_ERRORS = error_responses(401, 503)  # the admin token (503 when none is configured), the database
 
 
 class EventIn(BaseModel):

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 
 from api import reads
 from api.deps import ReaderDep
+from api.schemas import READ_ERRORS
 from leadscore_pipeline import clock
 
-router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+router = APIRouter(prefix="/api/analytics", tags=["analytics"], responses=READ_ERRORS)
 
 
 class Summary(BaseModel):

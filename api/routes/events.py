@@ -13,13 +13,13 @@ from api.deps import SettingsDep
 from api.errors import ClientError, field_error
 from api.group_commit import GroupCommit
 from api.ingestion import check_batch_size, land_all_or_nothing, parse_json, read_body
-from api.schemas import BatchAccepted, EventAccepted, EventIn
+from api.schemas import INGEST_ERRORS, BatchAccepted, EventAccepted, EventIn, error_responses
 from leadscore_pipeline.db.engine import get_engine
 from leadscore_pipeline.ingest.accept import RejectedEvents
 from leadscore_pipeline.ingest.csv_batches import CsvResult, UnreadableCsv, land_csv
 from leadscore_pipeline.settings import Settings
 
-router = APIRouter(prefix="/api/events", tags=["events"], dependencies=[IngestKeyDep])
+router = APIRouter(prefix="/api/events", tags=["events"], dependencies=[IngestKeyDep], responses=INGEST_ERRORS)
 
 _ONE_EVENT_BODY = {
     "requestBody": {
@@ -82,7 +82,7 @@ def _land_upload(stream: BinaryIO, file_name: str, settings: Settings) -> CsvRes
         raise field_error(422, "file", str(exc)) from None
 
 
-@router.post("/upload", status_code=202, response_model=CsvAccepted)
+@router.post("/upload", status_code=202, response_model=CsvAccepted, responses=error_responses(400))
 async def upload_csv(
     settings: SettingsDep,
     file: Annotated[

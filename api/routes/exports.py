@@ -16,10 +16,10 @@ from psycopg.postgres import types as pg_types
 from starlette.types import Receive, Scope, Send
 
 from api import reads
-from api.schemas import Tier
+from api.schemas import READ_ERRORS, Tier
 from leadscore_pipeline.db.engine import connect
 
-router = APIRouter(prefix="/api/export", tags=["export"])
+router = APIRouter(prefix="/api/export", tags=["export"], responses=READ_ERRORS)
 
 # Shown in pg_stat_activity, so an export holding a connection is easy to spot.
 APPLICATION_NAME = "leadscore-export"

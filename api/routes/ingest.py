@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from api import reads
 from api.deps import OffsetQuery, ReaderDep
+from api.schemas import READ_ERRORS
 
-router = APIRouter(prefix="/api/ingest", tags=["ingest"])
+router = APIRouter(prefix="/api/ingest", tags=["ingest"], responses=READ_ERRORS)
 
 
 class RejectedRow(BaseModel):

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from api import reads
 from api.deps import OffsetQuery, ReaderDep
 from api.errors import field_error
-from api.schemas import LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier
+from api.schemas import READ_ERRORS, LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier, error_responses
 
-router = APIRouter(prefix="/api", tags=["leads"])
+router = APIRouter(prefix="/api", tags=["leads"], responses=READ_ERRORS)
 
 
 class SortBy(StrEnum):
@@ -26,6 +26,12 @@ class SortBy(StrEnum):
 class Order(StrEnum):
     asc = "asc"
     desc = "desc"
+
+
+def stored_lead_key(raw: str) -> str:
+    """A lead key as stored (SPEC §3): an email trimmed and lower-cased, as every channel stores it, so
+    /api/leads/Ann@Acme.io finds ann@acme.io; an `id:` key as given, since external ids keep their case."""
+    return raw if raw.startswith("id:") else raw.strip().lower()
 
 
 @router.get("/leaderboard", response_model=Leaderboard)
@@ -54,22 +60,22 @@ async def list_leads(
     return await reads.lead_page(conn, lead_filter, sort_by.value, order.value, limit, offset, cursor)
 
 
-@router.get("/leads/{lead_key}", response_model=LeadDetail)
+@router.get("/leads/{lead_key}", response_model=LeadDetail, responses=error_responses(404))
 async def lead_detail(lead_key: str, conn: ReaderDep) -> dict:
-    lead = await reads.lead_detail(conn, lead_key)
+    lead = await reads.lead_detail(conn, stored_lead_key(lead_key))
     if lead is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     return lead
 
 
-@router.get("/leads/{lead_key}/history", response_model=LeadHistory)
+@router.get("/leads/{lead_key}/history", response_model=LeadHistory, responses=error_responses(404))
 async def lead_history(
     lead_key: str,
     conn: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: OffsetQuery = 0,
 ) -> dict:
-    history = await reads.lead_history(conn, lead_key, limit, offset)
+    history = await reads.lead_history(conn, stored_lead_key(lead_key), limit, offset)
     if history is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     return history

@@ -7,9 +7,9 @@ from fastapi import APIRouter
 
 from api import reads
 from api.deps import ReaderDep
-from api.schemas import PipelineStatus
+from api.schemas import READ_ERRORS, PipelineStatus
 
-router = APIRouter(prefix="/api/pipeline", tags=["pipeline"])
+router = APIRouter(prefix="/api/pipeline", tags=["pipeline"], responses=READ_ERRORS)
 QUARANTINED_SHOWN = 5
 
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 from api import reads
 from api.deps import ReaderDep
 from api.errors import field_error
+from api.schemas import READ_ERRORS, error_responses
 
-router = APIRouter(prefix="/api/events", tags=["events"])
+router = APIRouter(prefix="/api/events", tags=["events"], responses=READ_ERRORS)
 
 DeliveryStatus = Literal["event", "duplicate", "conflict", "quarantined"]
 
@@ -43,7 +44,7 @@ class Receipt(BaseModel):
     rejections: list[Rejection]
 
 
-@router.get("/{event_id}", response_model=Receipt)
+@router.get("/{event_id}", response_model=Receipt, responses=error_responses(404))
 async def receipt(event_id: str, conn: ReaderDep) -> dict:
     """`status` is that of the latest delivery: the event itself (landed, then scored), a later `duplicate`
     (same content) or `conflict` (other content) that was ignored, or one `quarantined`: set aside because a

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import AdminDep
 from api.deps import SettingsDep
 from api.errors import field_error
+from api.schemas import ADMIN_ERRORS, READ_ERRORS, error_responses
 from leadscore_pipeline.replay import ReplayError, ReplayNotFound, launch_replay, replay_progress
 
 router = APIRouter(prefix="/api/replay", tags=["replay"])
@@ -28,7 +29,7 @@ class ReplayState(BaseModel):
     buckets_total: int = Field(ge=0, description="lead buckets (partitions) the replay targets")
 
 
-@router.post("", status_code=202, response_model=ReplayLaunched, dependencies=[AdminDep])
+@router.post("", status_code=202, response_model=ReplayLaunched, dependencies=[AdminDep], responses=ADMIN_ERRORS)
 async def start_replay(settings: SettingsDep) -> dict:
     try:
         return {"id": await run_in_threadpool(launch_replay, settings.dagster_base_url, "api")}
@@ -36,7 +37,7 @@ async def start_replay(settings: SettingsDep) -> dict:
         raise field_error(503, "dagster", str(exc)) from None
 
 
-@router.get("/{replay_id}", response_model=ReplayState)
+@router.get("/{replay_id}", response_model=ReplayState, responses=READ_ERRORS | error_responses(404))
 async def get_replay(replay_id: str, settings: SettingsDep) -> dict:
     try:
         progress = await run_in_threadpool(replay_progress, settings.dagster_base_url, replay_id)

@@ -14,16 +14,23 @@ from api import reads
 from api.auth import AdminDep
 from api.deps import ConnDep
 from api.errors import field_error
+from api.schemas import ADMIN_ERRORS, READ_ERRORS, JsonInt, error_responses
 from leadscore_pipeline.rules import bump_rules_version
 
-router = APIRouter(prefix="/api/rules", tags=["rules"])
+router = APIRouter(prefix="/api/rules", tags=["rules"], responses=READ_ERRORS)
 
-EVENT_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+# An event type as the validator stores it, before its upper-casing: the path's documented pattern is the one checked.
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+EventTypePath = Annotated[
+    str,
+    Path(description="an event type; upper-cased", json_schema_extra={"pattern": EVENT_TYPE_PATTERN}),
+]
 
 
 class RuleIn(BaseModel):
-    points: int = Field(..., ge=-1000, le=1000)
-    active: bool = True
+    # The documented JSON types, not what lax pydantic would coerce: `true` is not 1, nor 1 or "yes" a boolean.
+    points: JsonInt = Field(..., ge=-1000, le=1000)
+    active: bool = Field(True, strict=True)
 
 
 class Rule(RuleIn):
@@ -43,10 +50,9 @@ class RuleChanged(BaseModel):
 
 
 def _event_type(raw: str) -> str:
-    event_type = raw.strip().upper()
-    if not EVENT_TYPE.match(event_type):
-        raise field_error(422, "event_type", f"must match ^[A-Z][A-Z0-9_]{{0,63}}$ after upper-casing, got {raw!r}")
-    return event_type
+    if not re.fullmatch(EVENT_TYPE_PATTERN, raw, re.ASCII):
+        raise field_error(422, "event_type", f"must match {EVENT_TYPE_PATTERN}, got {raw!r}")
+    return raw.upper()
 
 
 @router.get("", response_model=Rules)
@@ -54,16 +60,21 @@ def list_rules(conn: ConnDep) -> dict:
     return {"rules_version": reads.rules_version(conn), "rules": reads.rules(conn)}
 
 
-@router.get("/{event_type}", response_model=Rule)
-def get_rule(event_type: str, conn: ConnDep) -> dict:
+@router.get("/{event_type}", response_model=Rule, responses=error_responses(404))
+def get_rule(event_type: EventTypePath, conn: ConnDep) -> dict:
     rule = reads.rule(conn, _event_type(event_type))
     if rule is None:
         raise field_error(404, "event_type", f"no rule for {event_type!r}")
     return rule
 
 
-@router.put("/{event_type}", response_model=RuleChanged, dependencies=[AdminDep])
-def put_rule(event_type: Annotated[str, Path()], body: RuleIn, conn: ConnDep) -> dict:
+@router.put(
+    "/{event_type}",
+    response_model=RuleChanged,
+    dependencies=[AdminDep],
+    responses=ADMIN_ERRORS | error_responses(400, 413),
+)
+def put_rule(event_type: EventTypePath, body: RuleIn, conn: ConnDep) -> dict:
     rule = (
         conn.execute(
             text(
@@ -83,8 +94,10 @@ def put_rule(event_type: Annotated[str, Path()], body: RuleIn, conn: ConnDep) ->
     return {"rule": rule, "rules_version": bump_rules_version(conn), "changed": True}
 
 
-@router.delete("/{event_type}", response_model=RuleChanged, dependencies=[AdminDep])
-def delete_rule(event_type: str, conn: ConnDep) -> dict:
+@router.delete(
+    "/{event_type}", response_model=RuleChanged, dependencies=[AdminDep], responses=ADMIN_ERRORS | error_responses(404)
+)
+def delete_rule(event_type: EventTypePath, conn: ConnDep) -> dict:
     deleted = conn.execute(text("delete from rules where event_type = :t"), {"t": _event_type(event_type)}).rowcount
     if not deleted:
         raise field_error(404, "event_type", f"no rule for {event_type!r}")

@@ -10,10 +10,11 @@ from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import ScoreStreamDep
+from api.schemas import STREAM_ERRORS
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api", tags=["stream"])
+router = APIRouter(prefix="/api", tags=["stream"], responses=STREAM_ERRORS)
 RETRY_MILLISECONDS = 2000  # how soon a browser reconnects after the stream ends
 
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import SettingsDep
 from api.errors import ClientError, field_error
 from api.ingestion import check_batch_size, land_all_or_nothing, parse_json, read_body
+from api.schemas import WEBHOOK_ERRORS
 from leadscore_pipeline.ingest.webhook import (
     WebhookConfigError,
     WebhookSignatureError,
@@ -18,7 +19,7 @@ from leadscore_pipeline.ingest.webhook import (
     verify_webhook,
 )
 
-router = APIRouter(prefix="/api", tags=["webhook"])
+router = APIRouter(prefix="/api", tags=["webhook"], responses=WEBHOOK_ERRORS)
 
 
 class WebhookAccepted(BaseModel):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from secrets import token_urlsafe
 from typing import Any
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -20,6 +22,8 @@ DEFAULT_TOLERANCE_SECONDS = 300
 # Unix seconds have 10 digits until the year 2286; a bound keeps int() off absurdly long digit strings.
 MAX_TIMESTAMP_DIGITS = 12
 _UNIX_SECONDS = re.compile(rf"[0-9]{{1,{MAX_TIMESTAMP_DIGITS}}}", re.ASCII)
+# The library decodes whsec_ secrets leniently (it skips characters outside base64): a typo must not pass.
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}", re.ASCII)
 # Runs of whitespace and dashes in a track call's name become one underscore: "Demo Requested" -> "Demo_Requested".
 _EVENT_NAME_SEPARATORS = re.compile(r"[\s\-]+")
 
@@ -37,26 +41,20 @@ class WebhookConfigError(ValueError):
     """The configured secrets are unusable: the server's problem, never the sender's."""
 
 
-def _secret_key(secret: str) -> bytes:
-    """The HMAC key of a configured secret: `whsec_<base64>` is base64-decoded (the Standard Webhooks form);
-    a secret without the prefix is used as its UTF-8 bytes, for senders that just share a passphrase."""
-    if not secret.startswith(SECRET_PREFIX):
-        key = secret.encode()
-    else:
-        try:
-            key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-        except ValueError:  # binascii.Error, or characters that are not ASCII
-            # Never echo the secret itself: this message may end up in a response or a log.
-            raise WebhookConfigError(
-                "a webhook secret starting with whsec_ is not valid base64 after the prefix"
-            ) from None
-    if not key:
-        raise WebhookConfigError("a webhook secret is empty")
-    return key
-
-
-def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
-    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+def _signer(secret: str) -> Webhook:
+    """The standardwebhooks signer of a configured secret: `whsec_<base64>` is the Standard Webhooks form; a
+    secret without the prefix is used as its UTF-8 bytes, for senders that just share a passphrase."""
+    try:
+        if not secret.startswith(SECRET_PREFIX):
+            return Webhook(secret.encode())
+        if not _BASE64.fullmatch(secret.removeprefix(SECRET_PREFIX)):
+            raise ValueError
+        return Webhook(secret)
+    except EmptyWebhookSecretError:
+        raise WebhookConfigError("a webhook secret is empty") from None
+    except ValueError:  # binascii.Error too
+        # Never echo the secret itself: this message may end up in a response or a log.
+        raise WebhookConfigError("a webhook secret starting with whsec_ is not valid base64 after the prefix") from None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -74,19 +72,6 @@ def _required_header(headers: Mapping[str, str], name: str) -> str:
     return value.strip()
 
 
-def _v1_signatures(header_value: str) -> list[bytes]:
-    signatures = []
-    for entry in header_value.split():
-        version, _, encoded = entry.partition(",")
-        if version != "v1":
-            continue  # other versions (e.g. v1a, v2) are for other schemes; Standard Webhooks says ignore them
-        try:
-            signatures.append(base64.b64decode(encoded, validate=True))
-        except ValueError:  # binascii.Error, or characters that are not ASCII
-            continue  # a malformed entry cannot match; another entry still may
-    return signatures
-
-
 def verify_webhook(
     body: bytes,
     headers: Mapping[str, str],
@@ -98,12 +83,16 @@ def verify_webhook(
     """Check a Standard Webhooks v1 signature over the raw body and return the webhook-id.
 
     Any of `secrets` (rotation) matching any `v1,` entry of the signature header passes; the timestamp must be
-    within `tolerance_seconds` of `now` in either direction. Raises WebhookSignatureError when the webhook is
-    not authentic or not fresh, and WebhookConfigError when `secrets` is empty or holds an undecodable secret (a
-    configuration problem, not the sender's)."""
+    within `tolerance_seconds` of `now` in either direction. Raises WebhookSignatureError naming the header at
+    fault when the webhook is not authentic or not fresh, and WebhookConfigError when `secrets` is empty or
+    holds an undecodable secret (a configuration problem, not the sender's).
+
+    The signature is the `standardwebhooks` package's. Its own `verify` is not used: its window is fixed at
+    5 minutes of the wall clock and its errors do not say which header is wrong, so the headers and the
+    configurable window are checked here, then each secret's expected signature is compared in constant time."""
     if not secrets:
         raise WebhookConfigError("no webhook secret configured")
-    keys = [_secret_key(secret) for secret in secrets]
+    signers = [_signer(secret) for secret in secrets]
 
     msg_id = _required_header(headers, ID_HEADER)
     timestamp = _required_header(headers, TIMESTAMP_HEADER)
@@ -117,10 +106,12 @@ def verify_webhook(
     if abs(now - int(timestamp)) > tolerance_seconds:
         raise WebhookSignatureError(TIMESTAMP_HEADER, f"timestamp outside the {tolerance_seconds} s tolerance")
 
-    signatures = _v1_signatures(signature_header)
+    # Other versions (e.g. v1a, v2) are for other schemes; Standard Webhooks says ignore them.
+    signatures = [entry.encode() for entry in signature_header.split() if entry.startswith("v1,")]
     if not signatures:
         raise WebhookSignatureError(SIGNATURE_HEADER, "no v1 signature in the header")
-    expected = [_signature(key, msg_id, timestamp, body) for key in keys]
+    sent_at = datetime.fromtimestamp(int(timestamp), UTC)
+    expected = [signer.sign(msg_id, sent_at, body).encode() for signer in signers]
     # Every pair is compared (no early exit) so timing says nothing about which secret or entry came close.
     matched = False
     for candidate in expected:
@@ -136,9 +127,9 @@ def sign_webhook(
 ) -> dict[str, str]:
     """The three headers a Standard Webhooks sender sends with `body`: for `leadscore webhook sign` and tests."""
     msg_id = msg_id or f"msg_{token_urlsafe(16)}"
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    signature = base64.b64encode(_signature(_secret_key(secret), msg_id, stamp, body)).decode()
-    return {ID_HEADER: msg_id, TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: f"v1,{signature}"}
+    stamp = int(time.time()) if timestamp is None else timestamp
+    signature = _signer(secret).sign(msg_id, datetime.fromtimestamp(stamp, UTC), body)
+    return {ID_HEADER: msg_id, TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: signature}
 
 
 def _present(value: Any) -> bool:

@@ -84,6 +84,20 @@ def test_lead_detail_and_history_explain_the_score(client, scored):
     assert client.get("/api/leads/nobody@x.io/history").status_code == 404
 
 
+def test_email_keys_are_case_insensitive_and_external_ids_keep_their_case(client, scored):
+    land(scored, event("x1", "PAGE_VIEW", "2026-11-22T11:00:00Z", email=None, lead_id="CRM-7"))
+    score_all(scored)
+    for key in ("Ann@Acme.io", "ANN@ACME.IO", " ann@acme.io "):
+        lead = client.get(f"/api/leads/{key}")
+        assert lead.status_code == 200 and lead.json()["lead_key"] == "ann@acme.io", key
+        history = client.get(f"/api/leads/{key}/history")
+        assert history.status_code == 200 and history.json()["lead_key"] == "ann@acme.io", key
+    # An external id is the sender's own: id:CRM-7 and id:crm-7 are two leads (SPEC §3).
+    assert client.get("/api/leads/id:CRM-7").json()["lead_key"] == "id:CRM-7"
+    assert client.get("/api/leads/id:crm-7").status_code == 404
+    assert client.get("/api/leads/id:CRM-1/history").status_code == 404
+
+
 def test_pipeline_status_reports_lag(client, scored):
     status = client.get("/api/pipeline/status").json()
     assert status["landed_through"] == 5 and status["scored_through"] == 5 and status["lag"] == 0

@@ -66,6 +66,13 @@ def test_every_change_bumps_the_rules_version_once(admin_client):
         ("/api/rules/PAGE_VIEW", {"points": "lots"}, "body.points"),
         ("/api/rules/PAGE_VIEW", {}, "body.points"),
         ("/api/rules/page view", {"points": 1}, "event_type"),
+        ("/api/rules/%20PAGE_VIEW", {"points": 1}, "event_type"),
+        # JSON types as documented: `true` is not 1, nor "7" or 7.5 an integer, nor 1 or "yes" a boolean.
+        ("/api/rules/PAGE_VIEW", {"points": True}, "body.points"),
+        ("/api/rules/PAGE_VIEW", {"points": "7"}, "body.points"),
+        ("/api/rules/PAGE_VIEW", {"points": 7.5}, "body.points"),
+        ("/api/rules/PAGE_VIEW", {"points": 7, "active": 1}, "body.active"),
+        ("/api/rules/PAGE_VIEW", {"points": 7, "active": "yes"}, "body.active"),
     ],
 )
 def test_bad_rules_are_422_naming_the_field(admin_client, path, body, field):
@@ -85,3 +92,8 @@ def test_ingest_key_guards_ingestion_when_configured(admin_client):
 
 def test_replay_needs_the_admin_token(admin_client):
     assert admin_client.post("/api/replay").status_code == 401
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says(admin_client):
+    response = admin_client.put("/api/rules/WEBINAR", json={"points": 7.0}, headers=ADMIN)
+    assert response.status_code == 200 and response.json()["rule"]["points"] == 7

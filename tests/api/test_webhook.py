@@ -106,6 +106,21 @@ def test_stale_timestamp_is_401_and_lands_nothing(hook, conn):
     assert landed(conn) == []
 
 
+@pytest.mark.parametrize(
+    ("tolerance", "age", "status"), [(600, 400, 202), (600, -400, 202), (10, 30, 401), (10, -30, 401)]
+)
+def test_the_tolerance_setting_applies_both_ways(db, conn, monkeypatch, tolerance, age, status):
+    # Wider than the standardwebhooks package's own fixed 5 minutes, or narrower: the setting decides.
+    monkeypatch.setenv("LEADSCORE_WEBHOOK_TOLERANCE_SECONDS", str(tolerance))
+    for client in client_with_secrets(monkeypatch, SECRET):
+        response, _ = deliver(client, TRACK, timestamp=int(time.time()) - age)
+    assert response.status_code == status
+    if status == 401:
+        assert response.json()["detail"] == [
+            {"field": "webhook-timestamp", "error": f"timestamp outside the {tolerance} s tolerance"}
+        ]
+
+
 def test_missing_header_is_401_naming_it(hook, conn):
     body = json.dumps(TRACK).encode()
     headers = {k: v for k, v in sign_webhook(body, SECRET).items() if k != "webhook-id"}

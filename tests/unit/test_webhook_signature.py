@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import pytest
+from standardwebhooks import Webhook
 
 from leadscore_pipeline.ingest.records import records_to_frame
 from leadscore_pipeline.ingest.webhook import WebhookSignatureError, segment_records, sign_webhook, verify_webhook
@@ -123,6 +125,31 @@ def test_other_versions_are_ignored():
     good = signed()["webhook-signature"].removeprefix("v1,")
     assert rejection(BODY, signed() | {"webhook-signature": f"v2,{good}"}).reason == "no v1 signature in the header"
     assert verify_webhook(BODY, signed() | {"webhook-signature": f"v2,xyz v1,{good}"}, [SECRET], now=NOW) == "msg_1"
+
+
+def test_signatures_interoperate_with_the_standardwebhooks_package():
+    ours = sign_webhook(BODY, SECRET)
+    assert Webhook(SECRET).verify(BODY, ours, json_parse=False) is None  # raises when the signature is not its own
+    sent_at = datetime.fromtimestamp(NOW, UTC)
+    theirs = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(NOW),
+        "webhook-signature": Webhook(SECRET).sign("msg_1", sent_at, BODY),
+    }
+    assert verify_webhook(BODY, theirs, [SECRET], now=NOW) == "msg_1"
+
+
+def test_an_unpadded_whsec_secret_is_accepted_as_the_package_accepts_it():
+    # 31 bytes: standard base64 ends in "=", which some providers leave off.
+    unpadded = "whsec_" + base64.b64encode(b"thirty-one bytes of secret key!").decode().rstrip("=")
+    assert not unpadded.endswith("=")
+    sent_at = datetime.fromtimestamp(NOW, UTC)
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(NOW),
+        "webhook-signature": Webhook(unpadded).sign("msg_1", sent_at, BODY),
+    }
+    assert verify_webhook(BODY, headers, [unpadded], now=NOW) == "msg_1"
 
 
 def test_missing_or_undecodable_secrets_are_a_configuration_error():
