@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.postgres import types as pg_types
 from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
@@ -523,3 +525,29 @@ def rule(conn: Connection, event_type: str) -> dict[str, Any] | None:
     sql = f"select {RULE_COLUMNS} from rules where event_type = %(t)s"
     row = conn.exec_driver_sql(sql, {"t": event_type}).mappings().first()
     return None if row is None else dict(row)
+
+
+# OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula (tab and CR too: some
+# strip them first). Such a text cell gets a leading `'`, which spreadsheets read as "this is text".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Numbers (and booleans) are written as they are: a number (a change of -50) is a number to a spreadsheet, never a
+# formula, and a quote would turn it into text. Every other column (lead keys, emails, names, companies, event
+# types, sources, timestamps) is text to a spreadsheet and is escaped.
+_AS_IS_OIDS = frozenset(pg_types[name].oid for name in ("int2", "int4", "int8", "float4", "float8", "numeric", "bool"))
+_FORMULA_STARTS_SQL = ", ".join("E'" + char.encode("unicode_escape").decode() + "'" for char in FORMULA_STARTS)
+
+
+def spreadsheet_safe(conn: psycopg.Connection, query: str, params: dict) -> str:
+    """The query with each non-number column escaped against formulas (FORMULA_STARTS), in SQL: Postgres applies it
+    to the whole stream as COPY writes it, with no Python per cell (an export runs to a million leads)."""
+    columns = conn.execute(f"select * from ({query}) as export limit 0", params).description
+    selected = []
+    for column in columns:
+        name = sql.Identifier(column.name).as_string(conn)
+        if column.type_code in _AS_IS_OIDS:
+            selected.append(name)
+            continue
+        text = f"{name}::text"  # a text cast is the type's output function, what COPY writes: nothing else changes
+        escaped = f"case when left({text}, 1) in ({_FORMULA_STARTS_SQL}) then '''' || {text} else {text} end"
+        selected.append(f"{escaped} as {name}")
+    return f"select {', '.join(selected)} from ({query}) as export"

@@ -8,11 +8,8 @@ from enum import StrEnum
 from typing import Annotated
 
 import anyio
-import psycopg
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from psycopg import sql
-from psycopg.postgres import types as pg_types
 from starlette.types import Receive, Scope, Send
 
 from api import reads
@@ -30,16 +27,6 @@ JSON_BATCH_ROWS = 5000
 _MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
-# OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula (tab and CR too: some
-# strip them first). Such a text cell gets a leading `'`, which spreadsheets read as "this is text".
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Numbers (and booleans) are written as they are: a number (a change of -50) is a number to a spreadsheet, never a
-# formula, and a quote would turn it into text. Every other column (lead keys, emails, names, companies, event
-# types, sources, timestamps) is text to a spreadsheet and is escaped.
-_AS_IS_OIDS = frozenset(pg_types[name].oid for name in ("int2", "int4", "int8", "float4", "float8", "numeric", "bool"))
-_FORMULA_STARTS_SQL = ", ".join("E'" + char.encode("unicode_escape").decode() + "'" for char in FORMULA_STARTS)
-
-
 class ExportFormat(StrEnum):
     csv = "csv"
     json = "json"
@@ -48,29 +35,13 @@ class ExportFormat(StrEnum):
 _DOCUMENTED_CONTENT = {200: {"content": {"text/csv": {}, "application/json": {}}}}
 
 
-def spreadsheet_safe(conn: psycopg.Connection, query: str, params: dict) -> str:
-    """The query with each non-number column escaped against formulas (FORMULA_STARTS), in SQL: Postgres applies it
-    to the whole stream as COPY writes it, with no Python per cell (an export runs to a million leads)."""
-    columns = conn.execute(f"select * from ({query}) as export limit 0", params).description
-    selected = []
-    for column in columns:
-        name = sql.Identifier(column.name).as_string(conn)
-        if column.type_code in _AS_IS_OIDS:
-            selected.append(name)
-            continue
-        text = f"{name}::text"  # a text cast is the type's output function, what COPY writes: nothing else changes
-        escaped = f"case when left({text}, 1) in ({_FORMULA_STARTS_SQL}) then '''' || {text} else {text} end"
-        selected.append(f"{escaped} as {name}")
-    return f"select {', '.join(selected)} from ({query}) as export"
-
-
 def _csv_chunks(query: str, params: dict) -> Generator[bytes]:
     """Postgres writes the CSV (quoting included); this only gathers COPY's blocks into larger chunks."""
     conn = connect(application_name=APPLICATION_NAME, client_encoding="utf8")
     try:
         # The queries render their timestamps in UTC already; this keeps any column added later in UTC too.
         conn.execute("set timezone = 'UTC'")
-        query = spreadsheet_safe(conn, query, params)
+        query = reads.spreadsheet_safe(conn, query, params)
         buffer = bytearray()
         with conn.cursor().copy(f"copy ({query}) to stdout with (format csv, header true)", params) as copy:
             for block in copy:

@@ -10,7 +10,8 @@ from datetime import datetime
 
 import pytest
 
-from api.routes.exports import APPLICATION_NAME, spreadsheet_safe
+from api.reads import spreadsheet_safe
+from api.routes.exports import APPLICATION_NAME
 from leadscore_pipeline.refresh import Scope, dedup_deliveries
 from tests.api.test_read import score_all
 from tests.pipeline.helpers import event, land
