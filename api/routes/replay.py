@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AdminDep
+from api.auth import READ_GUARDS, AdminDep
 from api.deps import SettingsDep
 from api.errors import field_error
 from leadscore_pipeline.replay import ReplayError, ReplayNotFound, launch_replay, replay_progress
@@ -36,7 +36,7 @@ async def start_replay(settings: SettingsDep) -> dict:
         raise field_error(503, "dagster", str(exc)) from None
 
 
-@router.get("/{replay_id}", response_model=ReplayState)
+@router.get("/{replay_id}", response_model=ReplayState, dependencies=READ_GUARDS)
 async def get_replay(replay_id: str, settings: SettingsDep) -> dict:
     try:
         progress = await run_in_threadpool(replay_progress, settings.dagster_base_url, replay_id)
