@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     ingest_key: str | None = None
     # Unset: reads are open. Set: every /api read needs it (or the admin token) as a bearer token.
     read_key: str | None = None
-    # Host names the API answers to (comma-separated; `*` for any), against DNS rebinding. Default: the local names
-    # and LEADSCORE_API_HOST.
+    # Host names the API answers to besides the local names and LEADSCORE_API_HOST (comma-separated; `*.example.com`
+    # patterns; `*` for any): the rest are refused, against DNS rebinding.
     allowed_hosts: str | None = None
     # slowapi limits per client key (or address), e.g. "100/minute" or "10/second;500/hour"; unset: no limit.
     rate_limit_ingest: str | None = None
@@ -114,10 +114,9 @@ class Settings(BaseSettings):
 
     @property
     def allowed_host_list(self) -> list[str]:
-        if self.allowed_hosts:
-            return [host.strip().lower() for host in self.allowed_hosts.split(",") if host.strip()]
-        # Rebinding needs a domain name of the attacker's: the local names and the bound address are safe.
-        return list(dict.fromkeys(["127.0.0.1", "localhost", "::1", self.api_host.lower()]))
+        # Rebinding needs a domain name of the attacker's: the local names and the bound address are always safe.
+        listed = [host.strip().lower() for host in (self.allowed_hosts or "").split(",") if host.strip()]
+        return list(dict.fromkeys(["127.0.0.1", "localhost", "::1", self.api_host.lower(), *listed]))
 
     @property
     def dagster_base_url(self) -> str:

@@ -64,12 +64,10 @@ def test_listed_host_names_are_served_whatever_the_port(api, host):
 
 def test_by_default_the_api_answers_to_the_local_names_and_its_own_host(db, monkeypatch):
     with configured_client(monkeypatch, base_url="http://127.0.0.1:8000", allowed_hosts=None) as client:
-        assert Settings(api_host="leads.internal").allowed_host_list == [
-            "127.0.0.1",
-            "localhost",
-            "::1",
-            "leads.internal",
-        ]
+        local = ["127.0.0.1", "localhost", "::1"]
+        assert Settings(api_host="leads.internal").allowed_host_list == [*local, "leads.internal"]
+        listed = Settings(api_host="0.0.0.0", allowed_hosts=" Leads.Example.com ,*.acme.io").allowed_host_list
+        assert listed == [*local, "0.0.0.0", "leads.example.com", "*.acme.io"]
         assert client.get("/api/leaderboard").status_code == 200
         assert client.get("/api/leaderboard", headers={"host": "localhost:8000"}).status_code == 200
         assert client.get("/api/leaderboard", headers={"host": "[::1]:8000"}).status_code == 200
