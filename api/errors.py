@@ -19,14 +19,15 @@ _FIELD_OF_STATUS = {400: "body", 404: "path", 405: "method", 413: "body", 415: "
 
 
 class ClientError(Exception):
-    def __init__(self, status_code: int, errors: list[dict[str, object]]):
+    def __init__(self, status_code: int, errors: list[dict[str, object]], headers: dict[str, str] | None = None):
         super().__init__(errors)
         self.status_code = status_code
         self.errors = errors
+        self.headers = headers
 
 
-def field_error(status_code: int, field: str, error: str) -> ClientError:
-    return ClientError(status_code, [{"field": field, "error": error}])
+def field_error(status_code: int, field: str, error: str, headers: dict[str, str] | None = None) -> ClientError:
+    return ClientError(status_code, [{"field": field, "error": error}], headers)
 
 
 def _location(loc: tuple) -> str:
@@ -66,7 +67,7 @@ def _framework_error(request: Request, exc: HTTPException) -> tuple[str, dict[st
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientError)
     async def _client_error(_: Request, exc: ClientError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.errors})
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.errors}, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from psycopg_pool import PoolTimeout as ReadPoolTimeout
+from slowapi.errors import RateLimitExceeded
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.auth import READ_GUARDS
 from api.body_limits import BodyLimits
+from api.cross_site import CrossSiteGuard, require_json_or_form
 from api.deps import (
     database_busy,
     document_unstorable_parameters,
@@ -20,6 +23,7 @@ from api.deps import (
     reject_unstorable_parameters,
 )
 from api.errors import install_error_handlers
+from api.rate_limits import IngestRateLimitDep, RateLimits, rate_limited
 from api.routes import (
     analytics,
     dashboard,
@@ -64,7 +68,7 @@ def create_app() -> FastAPI:
         title="LeadScore",
         description="Which leads are hot right now: events in, explained scores out.",
         version="0.1.0",
-        dependencies=[Depends(reject_unstorable_parameters)],
+        dependencies=[Depends(reject_unstorable_parameters), Depends(require_json_or_form)],
         responses=EVERY_ROUTE_ERRORS,
         swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
@@ -72,12 +76,19 @@ def create_app() -> FastAPI:
     app.add_middleware(
         BodyLimits, default=settings.max_batch_bytes, per_path={"/api/events/upload": settings.max_upload_bytes}
     )
+    # Outermost: a request from another site, or to another host name, is refused before anything reads it.
+    app.add_middleware(CrossSiteGuard, allowed_hosts=settings.allowed_host_list)
     install_error_handlers(app)
+    app.state.rate_limits = RateLimits(settings)
+    app.add_exception_handler(RateLimitExceeded, rate_limited)
     app.add_exception_handler(PoolTimeout, database_busy)
     app.add_exception_handler(ReadPoolTimeout, read_pool_timeout)
     modules = (health, events, webhook, receipts, ingest, rules, leads, pipeline, replay, exports, analytics, stream)
+    # Rules and replay mix reads and admin changes: their reads carry READ_GUARDS route by route.
+    guards = {events: [IngestRateLimitDep], webhook: [IngestRateLimitDep]}
+    guards |= dict.fromkeys((receipts, ingest, leads, pipeline, exports, analytics, stream), READ_GUARDS)
     for module in modules:
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=guards.get(module))
     dashboard.mount_dashboard(app)
     document_unstorable_parameters(app)
     return app

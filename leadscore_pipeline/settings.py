@@ -6,7 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
@@ -30,6 +31,14 @@ class Settings(BaseSettings):
 
     admin_token: str | None = None
     ingest_key: str | None = None
+    # Unset: reads are open. Set: every /api read needs it (or the admin token) as a bearer token.
+    read_key: str | None = None
+    # Host names the API answers to besides the local names and LEADSCORE_API_HOST (comma-separated; `*.example.com`
+    # patterns; `*` for any): the rest are refused, against DNS rebinding.
+    allowed_hosts: str | None = None
+    # slowapi limits per client key (or address), e.g. "100/minute" or "10/second;500/hour"; unset: no limit.
+    rate_limit_ingest: str | None = None
+    rate_limit_read: str | None = None
     # Standard Webhooks secrets (`whsec_<base64>`), comma-separated: several at once lets a sender rotate.
     webhook_secrets: str | None = None
     webhook_tolerance_seconds: int = 300
@@ -74,6 +83,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)
     max_future_seconds: int = 3600
 
+    @field_validator("rate_limit_ingest", "rate_limit_read")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str | None) -> str | None:
+        if value:
+            parse_many(value)  # a typo fails at start-up, not as a 500 on the first request
+        return value or None
+
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
         if self.score_floor > self.score_cap:
@@ -108,6 +124,12 @@ class Settings(BaseSettings):
     def api_base_url(self) -> str:
         """Where the API `leadscore up` starts is reached from this machine (the CLI, the banner)."""
         return f"http://{self.local_host}:{self.api_port}"
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        # Rebinding needs a domain name of the attacker's: the local names and the bound address are always safe.
+        listed = [host.strip().lower() for host in (self.allowed_hosts or "").split(",") if host.strip()]
+        return list(dict.fromkeys(["127.0.0.1", "localhost", "::1", self.api_host.lower(), *listed]))
 
     @property
     def dagster_base_url(self) -> str:

@@ -61,9 +61,18 @@ def admin_token(settings: Settings) -> str:
     token = settings.configured_admin_token()
     if token is None:
         token = secrets.token_urlsafe(24)
-        settings.admin_token_path.write_text(token)
-        settings.admin_token_path.chmod(0o600)
+        # Created owner-only, never readable by others even for a moment.
+        fd = os.open(settings.admin_token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(token)
     return token
+
+
+def where_the_admin_token_is(settings: Settings) -> str:
+    """For the banner, which must not print the token itself: output ends up in logs and terminals."""
+    if settings.admin_token:
+        return "set by LEADSCORE_ADMIN_TOKEN"
+    return f"in {settings.admin_token_path}   (cat it; the dashboard asks for it to edit rules)"
 
 
 def child_environment(settings: Settings, database_url: str, token: str) -> dict[str, str]:
@@ -204,7 +213,7 @@ def run_stack(settings: Settings) -> None:
         supervise(supervisor, watch, stop, lambda: answers(f"{dagster}/server_info"), 120, "the Dagster webserver")
         if not stop.requested:
             workers = celery_worker_names(settings)
-            _print_banner(api, dagster, token, database, settings.dropzone, home / "logs", workers)
+            _print_banner(api, dagster, settings, database, home / "logs", workers)
         supervise(supervisor, watch, stop)
     except (ChildKeptDying, StackFailed) as exc:
         failure = f"leadscore up failed: {exc}"
@@ -233,10 +242,12 @@ def _load_sample_once(database_url: str) -> None:
 
 
 def _print_banner(
-    api: str, dagster: str, token: str, database: Database, dropzone: Path, logs: Path, workers: list[str]
+    api: str, dagster: str, settings: Settings, database: Database, logs: Path, workers: list[str]
 ) -> None:
     where = f"embedded, data in {database.embedded_dir}" if database.embedded_dir else "LEADSCORE_DATABASE_URL"
     celery = f"\n  Celery        {', '.join(workers)}   (replay steps run as Celery tasks)" if workers else ""
+    keys = [name for name, key in (("reads", settings.read_key), ("ingestion", settings.ingest_key)) if key]
+    access = f"\n  Keys          {' and '.join(keys)} need their bearer key" if keys else ""
     print(
         f"""
 LeadScore is up (Postgres: {where}).
@@ -245,8 +256,8 @@ LeadScore is up (Postgres: {where}).
   Leaderboard   {api}/api/leaderboard
   Status        {api}/api/pipeline/status
   Dagster UI    {dagster}   (lineage, runs, replay)
-  Drop folder   {dropzone}   (CSV files put here are landed)
-  Admin token   {token}
+  Drop folder   {settings.dropzone}   (CSV files put here are landed)
+  Admin token   {where_the_admin_token_is(settings)}{access}
   Logs          {logs}   (a child that dies is restarted){celery}
 Press Ctrl-C to stop.
 """,

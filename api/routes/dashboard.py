@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from api.auth import READ_GUARDS
 from api.deps import SettingsDep
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -26,7 +27,7 @@ def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/api/config", response_model=DashboardConfig)
+@router.get("/api/config", response_model=DashboardConfig, dependencies=READ_GUARDS)
 def config(settings: SettingsDep) -> dict:
     """What the dashboard needs to know about its surroundings: where the Dagster UI is."""
     return {"dagster_url": settings.dagster_base_url}

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AdminDep
+from api.auth import READ_GUARDS, AdminDep
 from api.deps import SettingsDep
 from api.errors import field_error
 from api.schemas import ADMIN_ERRORS, READ_ERRORS, error_responses
@@ -37,7 +37,9 @@ async def start_replay(settings: SettingsDep) -> dict:
         raise field_error(503, "dagster", str(exc)) from None
 
 
-@router.get("/{replay_id}", response_model=ReplayState, responses=READ_ERRORS | error_responses(404))
+@router.get(
+    "/{replay_id}", response_model=ReplayState, responses=READ_ERRORS | error_responses(404), dependencies=READ_GUARDS
+)
 async def get_replay(replay_id: str, settings: SettingsDep) -> dict:
     try:
         progress = await run_in_threadpool(replay_progress, settings.dagster_base_url, replay_id)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from api import reads
-from api.auth import AdminDep
+from api.auth import READ_GUARDS, AdminDep
 from api.deps import ConnDep
 from api.errors import field_error
 from api.schemas import ADMIN_ERRORS, READ_ERRORS, JsonInt, error_responses
@@ -55,12 +55,14 @@ def _event_type(raw: str) -> str:
     return raw.upper()
 
 
-@router.get("", response_model=Rules)
+@router.get("", response_model=Rules, dependencies=READ_GUARDS)
 def list_rules(conn: ConnDep) -> dict:
     return {"rules_version": reads.rules_version(conn), "rules": reads.rules(conn)}
 
 
-@router.get("/{event_type}", response_model=Rule, responses=error_responses(404))
+@router.get(
+    "/{event_type}", response_model=Rule, responses=READ_ERRORS | error_responses(404), dependencies=READ_GUARDS
+)
 def get_rule(event_type: EventTypePath, conn: ConnDep) -> dict:
     rule = reads.rule(conn, _event_type(event_type))
     if rule is None:

@@ -2,7 +2,9 @@
 import {
   $, $$, api, decimal, h, integer, setMessage, signed, throttle, tierBadge, timeAgo, utcDateTime,
 } from "./js/util.js";
+import { forgetKeys, hasStoredKeys, KEYS_CHANGED } from "./js/access.js";
 import { markSelectedLead, openLeadsPage, refreshLeadsPage, setupLeadsPage } from "./js/leads.js";
+import { followStream } from "./js/stream.js";
 
 const BOARD_SIZE = 25;
 const STREAM_TOP = 100; // the stream's snapshot and ranks cover this many leads
@@ -158,19 +160,11 @@ function setLive(state, text) {
 }
 
 function connectStream() {
-  const source = new EventSource("/api/stream");
-  source.addEventListener("open", () => setLive("live", "live"));
-  source.addEventListener("snapshot", (event) => onSnapshot(JSON.parse(event.data)));
-  source.addEventListener("score-update", (event) => onScoreUpdate(JSON.parse(event.data)));
-  source.addEventListener("error", () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // The browser gives up on an HTTP error; try again ourselves.
-      setLive("down", "offline");
-      setTimeout(connectStream, 5000);
-    } else {
-      setLive("down", "reconnecting");
-    }
-  });
+  const handlers = {
+    snapshot: (data) => onSnapshot(JSON.parse(data)),
+    "score-update": (data) => onScoreUpdate(JSON.parse(data)),
+  };
+  followStream("/api/stream", handlers, (state) => setLive(state === "live" ? "live" : "down", state));
 }
 
 async function loadBoardOnce() {
@@ -550,7 +544,7 @@ function ruleRow(rule) {
 async function changeRules(request, done) {
   const message = $("#rules-message");
   if (!adminHeaders().Authorization) {
-    setMessage(message, "Paste the admin token first (printed by `make up`, kept in .leadscore/admin_token).", "error");
+    setMessage(message, "Paste the admin token first (kept in .leadscore/admin_token; `make up` says where).", "error");
     $("#admin-token").focus();
     return false;
   }
@@ -642,7 +636,7 @@ function setupUpload() {
     const body = new FormData();
     body.append("file", file);
     try {
-      const result = await api("/api/events/upload", { method: "POST", body });
+      const result = await api("/api/events/upload", { method: "POST", body }, "ingest");
       const kind = result.rejected ? "error" : "ok";
       const rows = (n) => `${integer.format(n)} ${n === 1 ? "row" : "rows"}`;
       setMessage(message, `${file.name}: ${rows(result.accepted)} accepted, ${rows(result.rejected)} rejected.`, kind);
@@ -693,7 +687,18 @@ async function loadConfig() {
   for (const link of $$("[data-dagster]")) link.href = config.dagster_url + link.dataset.dagster;
 }
 
+function setupKeys() {
+  const forget = $("#keys-forget");
+  forget.hidden = !hasStoredKeys();
+  forget.addEventListener("click", () => {
+    forgetKeys();
+    location.reload(); // every request asks again
+  });
+  window.addEventListener(KEYS_CHANGED, () => (forget.hidden = !hasStoredKeys()));
+}
+
 function start() {
+  setupKeys();
   setupCharts();
   setupTrendRange();
   setupPanel();

@@ -90,6 +90,7 @@ def api_url(database_url: str) -> Iterator[str]:
         dagster.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused, like a Dagster that is down
         env.setenv("LEADSCORE_ADMIN_TOKEN", TOKEN)
         env.setenv("LEADSCORE_INGEST_KEY", TOKEN)
+        env.setenv("LEADSCORE_READ_KEY", TOKEN)
         env.setenv("LEADSCORE_WEBHOOK_SECRETS", WEBHOOK_SECRET)
         env.setenv("LEADSCORE_DAGSTER_URL", f"http://127.0.0.1:{dagster.getsockname()[1]}")
         get_settings.cache_clear()

@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright) against the real stack: the
 leaderboard follows the stream without a reload, a rule edited in the page changes it, and the page logs
-no errors. With LEADSCORE_UPDATE_SCREENSHOT=1 it refreshes docs/dashboard.png."""
+no errors. With LEADSCORE_UPDATE_SCREENSHOT=1 it refreshes docs/dashboard.png. With a read key and an ingest
+key set, the page asks for each once, keeps them, and sends them on reads, the stream, exports and uploads."""
 
 from __future__ import annotations
 
@@ -14,8 +15,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from api.main import create_app
+from leadscore_pipeline.settings import get_settings
 from leadscore_pipeline.stack import SAMPLE_BATCH
+from tests.api.live_server import serve
+from tests.api.test_read import score_all
 from tests.e2e.conftest import ADMIN_TOKEN, Stack, wait_for
+from tests.frozen import NOW
+from tests.pipeline.helpers import event as landed_event
+from tests.pipeline.helpers import land
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,13 +67,18 @@ def event(event_id: str, event_type: str, email: str, name: str, company: str, m
 
 
 @pytest.fixture
-def page(stack: Stack) -> Iterator[Page]:
+def browser_page() -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield browser.new_page(viewport={"width": 1366, "height": 768})
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(stack: Stack, browser_page: Page) -> Page:
+    return browser_page
 
 
 def caught_up(client) -> bool:
@@ -174,3 +187,95 @@ def test_the_dashboard_follows_the_stream_and_rule_edits(stack: Stack, page: Pag
     if os.environ.get("LEADSCORE_UPDATE_SCREENSHOT"):
         # Opt-in, so `make test` leaves the work tree clean; only a passing run replaces the README's picture.
         shutil.copyfile(shot, SCREENSHOT)
+
+
+READ_KEY, INGEST_KEY = "e2e-read-key", "e2e-ingest-key"
+# Counts the key dialogs the page opens, from before its first script runs.
+COUNT_DIALOGS = """(() => {
+    const showModal = HTMLDialogElement.prototype.showModal;
+    window.keyDialogs = 0;
+    HTMLDialogElement.prototype.showModal = function () { window.keyDialogs += 1; return showModal.call(this); };
+})()"""
+
+
+@pytest.fixture
+def keyed_api(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The API alone (no Dagster: the test scores by hand) with a read key and an ingest key set."""
+    monkeypatch.setenv("LEADSCORE_READ_KEY", READ_KEY)
+    monkeypatch.setenv("LEADSCORE_INGEST_KEY", INGEST_KEY)
+    monkeypatch.setenv("LEADSCORE_ADMIN_TOKEN", ADMIN_TOKEN)
+    get_settings.cache_clear()
+    try:
+        with serve(create_app()) as url:
+            yield url
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def answer_key_dialog(page: Page, asks_for: str, key: str) -> None:
+    expect(page.locator("#key-dialog")).to_be_visible()
+    expect(page.locator("#key-why")).to_contain_text(asks_for)
+    page.locator("#key-input").fill(key)
+    page.locator("#key-input").press("Enter")  # Enter saves, as the Save button does
+
+
+def test_with_keys_set_the_dashboard_asks_once_keeps_them_and_sends_them(keyed_api, conn, browser_page, tmp_path):
+    page = browser_page
+    land(
+        conn,
+        landed_event("k1", "PURCHASE", "2026-11-27T10:00:00Z", email="ann@acme.io", metadata={"name": "Ann"}),
+        landed_event("k2", "DEMO_REQUEST", "2026-11-27T11:00:00Z", email="bob@globex.com", metadata={"name": "Bob"}),
+    )
+    score_all(conn)
+    errors: list[str] = []
+    # The 401s that make the page ask are expected; anything else logged as an error is not.
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and " 401 " not in m.text else None)
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+    page.add_init_script(COUNT_DIALOGS)
+
+    # Every read of the page is refused at first: one question for all of them; a wrong key is asked about again.
+    page.goto(keyed_api + "/")
+    answer_key_dialog(page, "read key (LEADSCORE_READ_KEY)", "not-the-key")
+    answer_key_dialog(page, "The saved key was refused", READ_KEY)
+    expect(page.locator("#key-dialog")).to_be_hidden()
+    expect(row(page, "ann@acme.io").locator(".score")).to_have_text("100")
+    expect(page.locator("#live-pill")).to_have_class(re.compile(r"\blive\b"))
+    expect(page.locator('[data-stat="leads"]')).to_have_text("2")
+    assert page.evaluate("window.keyDialogs") == 2
+    assert page.evaluate("localStorage.getItem('leadscore.readKey')") == READ_KEY
+
+    # The stream carries the key too: a new score arrives without a reload.
+    land(conn, landed_event("k3", "PURCHASE", "2026-11-27T12:00:00Z", email="bob@globex.com"))
+    score_all(conn)
+    expect(row(page, "bob@globex.com").locator(".score")).to_have_text("150", timeout=30_000)
+
+    # The upload asks for the ingest key on its 401, then lands.
+    csv_file = tmp_path / "keyed.csv"
+    csv_file.write_text(
+        f"event_id,event_type,lead_id,email,timestamp,metadata\nk4,PAGE_VIEW,,cy@initech.com,{NOW.isoformat()},{{}}\n"
+    )
+    page.set_input_files("#upload-file", csv_file)
+    page.get_by_role("button", name="Upload").click()
+    answer_key_dialog(page, "ingest key (LEADSCORE_INGEST_KEY)", INGEST_KEY)
+    expect(page.locator("#upload-message")).to_contain_text("1 row accepted, 0 rows rejected")
+    assert conn.execute("select channel from raw_deliveries where event_id = 'k4'").fetchone() == ("csv",)
+
+    # Kept in the browser: a reload asks nothing; the export link downloads with the key.
+    page.reload()
+    expect(row(page, "ann@acme.io").locator(".score")).to_have_text("100")
+    expect(page.locator("#live-pill")).to_have_class(re.compile(r"\blive\b"))
+    assert page.evaluate("window.keyDialogs") == 0
+    page.goto(keyed_api + "/#leads")
+    expect(page.locator("#leads-table tbody tr")).to_have_count(2)
+    with page.expect_download() as download:
+        page.locator("#leads-export-csv").click()
+    assert download.value.suggested_filename == "leads.csv"
+    exported = Path(download.value.path()).read_text()
+    assert exported.splitlines()[0].startswith("lead_key,") and "bob@globex.com" in exported
+
+    # Forgetting the keys asks again.
+    page.locator("#keys-forget").click()
+    answer_key_dialog(page, "read key (LEADSCORE_READ_KEY)", READ_KEY)
+    assert page.evaluate("localStorage.getItem('leadscore.ingestKey')") is None
+    assert errors == []

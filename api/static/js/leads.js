@@ -1,5 +1,6 @@
 // The Leads page: every lead, one page at a time, searched, filtered and sorted by the API (never in the browser).
 import { $, $$, api, debounce, h, integer, tierBadge, timeAgo, utcDateTime } from "./util.js";
+import { download, storedKey } from "./access.js";
 
 const TYPING_MS = 300; // a search or company typed in waits this long for the next key
 const PAGE_SIZES = [25, 50, 100, 200];
@@ -199,6 +200,14 @@ export function refreshLeadsPage() {
 export function setupLeadsPage(options) {
   hooks = { ...hooks, ...options };
   showFilter(); // the first hrefs of the export links and the tab
+  for (const link of $$("[data-export]")) {
+    // A link cannot send the read key: with one kept, the export is fetched with it and saved from memory.
+    link.addEventListener("click", (event) => {
+      if (!storedKey("read")) return;
+      event.preventDefault();
+      download(link.href).catch((error) => console.warn("export:", error.message));
+    });
+  }
   $("#leads-limit").replaceChildren(...PAGE_SIZES.map((n) => h("option", { value: String(n) }, String(n))));
   $("#leads-limit").value = String(state.limit);
   $("#leads-filters").addEventListener("submit", (event) => event.preventDefault());

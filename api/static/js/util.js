@@ -1,4 +1,5 @@
 // Small helpers every part of the dashboard shares: DOM building, the JSON API client, number and time formats.
+import { authorizedFetch } from "./access.js";
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
@@ -34,8 +35,9 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, options = {}) {
-  const response = await fetch(path, options);
+/** A JSON request with the stored key of `kind` ("read", or "ingest" for uploads), asking for it on a 401. */
+export async function api(path, options = {}, kind = "read") {
+  const response = await authorizedFetch(path, options, kind);
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
