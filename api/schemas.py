@@ -73,12 +73,14 @@ def json_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # The statuses each kind of route can answer besides its own, in one place: a guard added to a kind of route
 # (a key, a rate limit, a media-type check) adds its status on that line.
-EVERY_ROUTE_ERRORS = error_responses(422)  # a parameter holding NUL, on any route (deps.reject_unstorable_parameters)
-READ_ERRORS = error_responses(503)  # the database is down or busy
-STREAM_ERRORS = json_error_responses(422)  # no 503: the stream ends and its client reconnects
-INGEST_ERRORS = error_responses(401, 413, 503)  # the ingest key when one is set, the body cap, the database
-WEBHOOK_ERRORS = error_responses(401, 413, 503)  # the signature, the body cap, no secret configured or the database
-ADMIN_ERRORS = error_responses(401, 503)  # the admin token (503 when none is configured), the database
+# A Host off the allow-list (api/cross_site.py), a parameter holding NUL (deps.reject_unstorable_parameters).
+EVERY_ROUTE_ERRORS = error_responses(400, 422)
+READ_ERRORS = error_responses(401, 429, 503)  # the read key and the read rate limit when set, the database
+STREAM_ERRORS = json_error_responses(400, 401, 422, 429)  # no 503: the stream ends and its client reconnects
+# Besides the key, the body cap and the database: a foreign Origin (403), a body not JSON (415), the rate limit.
+INGEST_ERRORS = error_responses(401, 403, 413, 415, 429, 503)
+WEBHOOK_ERRORS = error_responses(401, 403, 413, 415, 429, 503)  # the signature where the ingest key would be
+ADMIN_ERRORS = error_responses(401, 403, 415, 503)  # the admin token (503 when none is configured), Origin, body type
 
 
 class EventIn(BaseModel):

@@ -17,7 +17,7 @@ from api.errors import field_error
 from api.schemas import ADMIN_ERRORS, READ_ERRORS, JsonInt, error_responses
 from leadscore_pipeline.rules import bump_rules_version
 
-router = APIRouter(prefix="/api/rules", tags=["rules"], responses=READ_ERRORS)
+router = APIRouter(prefix="/api/rules", tags=["rules"])
 
 # An event type as the validator stores it, before its upper-casing: the path's documented pattern is the one checked.
 EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
@@ -55,7 +55,7 @@ def _event_type(raw: str) -> str:
     return raw.upper()
 
 
-@router.get("", response_model=Rules, dependencies=READ_GUARDS)
+@router.get("", response_model=Rules, responses=READ_ERRORS, dependencies=READ_GUARDS)
 def list_rules(conn: ConnDep) -> dict:
     return {"rules_version": reads.rules_version(conn), "rules": reads.rules(conn)}
 
