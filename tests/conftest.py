@@ -39,6 +39,16 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(clock, "utc_now", lambda: NOW)
 
 
+@pytest.fixture(autouse=True)
+def test_client_host(monkeypatch: pytest.MonkeyPatch):
+    """TestClient sends `Host: testserver`: listed here, as a deployment lists the names it is reached by."""
+    monkeypatch.setenv("LEADSCORE_ALLOWED_HOSTS", "testserver")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     configured = os.environ.get("LEADSCORE_TEST_DATABASE_URL")
