@@ -26,12 +26,13 @@ def _result(conn: psycopg.Connection, count_sql: str, sample_sql: str, params: d
     return dg.AssetCheckResult(passed=violations == 0, metadata=metadata, description=f"{violations} {what}")
 
 
-# An event id in these buckets that is also stored anywhere else (another bucket's partition): the primary key is
-# (event_id, lead_bucket), so Postgres alone does not forbid it.
+# An event id in these buckets that is also stored in another bucket's partition: the primary key is
+# (event_id, lead_bucket), so Postgres alone does not forbid it. Probed by the event_id index, row by row: a
+# grouping of the whole table took 70 s at 2M events, and held every other group's swap behind it meanwhile.
 _DUPLICATE_IDS = """
-    select event_id from clean_events
-    where event_id in (select event_id from clean_events where lead_bucket = any(%(buckets)s))
-    group by event_id having count(*) > 1
+    select c.event_id from clean_events as c
+    where c.lead_bucket = any(%(buckets)s)
+      and exists (select 1 from clean_events as o where o.event_id = c.event_id and o.lead_bucket <> c.lead_bucket)
 """
 
 
