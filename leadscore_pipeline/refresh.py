@@ -180,12 +180,14 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
             DELIVERY_SCHEMA,
             window,
         )
-        # First deliveries of events already clean that this batch delivers: to tell duplicates and conflicts.
+        # First deliveries of events already clean that this batch delivers: to tell duplicates and conflicts. The
+        # ids as an array, so each bucket's partition is probed by its key: as a subquery, the planner hashed every
+        # partition whole (215-450 ms for 1k events over 2M, against 15 ms).
         earlier = read_frame(
             conn,
             f"""select {_DELIVERY_COLUMNS} from clean_events c join raw_deliveries r on r.seq = c.seq
-                where c.event_id in (select event_id from raw_deliveries
-                                     where seq > {{start}} and seq <= {{through}})""",
+                where c.event_id = any(array(select event_id from raw_deliveries
+                                             where seq > {{start}} and seq <= {{through}}))""",
             DELIVERY_SCHEMA,
             window,
         )
