@@ -528,23 +528,22 @@ def rule(conn: Connection, event_type: str) -> dict[str, Any] | None:
 
 
 # OWASP CSV injection: a spreadsheet runs a cell starting with one of these as a formula (tab and CR too: some
-# strip them first). Such a text cell gets a leading `'`, which spreadsheets read as "this is text".
+# strip them first). Such a cell gets a leading `'`, which spreadsheets read as "this is text". Every cell: a
+# negative number (a refund's -50) becomes the text '-50 too, so that no cell of an export starts with one of them;
+# the JSON exports keep numbers as numbers.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Numbers (and booleans) are written as they are: a number (a change of -50) is a number to a spreadsheet, never a
-# formula, and a quote would turn it into text. Every other column (lead keys, emails, names, companies, event
-# types, sources, timestamps) is text to a spreadsheet and is escaped.
-_AS_IS_OIDS = frozenset(pg_types[name].oid for name in ("int2", "int4", "int8", "float4", "float8", "numeric", "bool"))
+_BOOL_OID = pg_types["bool"].oid  # COPY writes t/f, a ::text cast true/false: kept as it is, it cannot start one
 _FORMULA_STARTS_SQL = ", ".join("E'" + char.encode("unicode_escape").decode() + "'" for char in FORMULA_STARTS)
 
 
 def spreadsheet_safe(conn: psycopg.Connection, query: str, params: dict) -> str:
-    """The query with each non-number column escaped against formulas (FORMULA_STARTS), in SQL: Postgres applies it
-    to the whole stream as COPY writes it, with no Python per cell (an export runs to a million leads)."""
+    """The query with each column escaped against formulas (FORMULA_STARTS), in SQL: Postgres applies it to the
+    whole stream as COPY writes it, with no Python per cell (an export runs to a million leads)."""
     columns = conn.execute(f"select * from ({query}) as export limit 0", params).description
     selected = []
     for column in columns:
         name = sql.Identifier(column.name).as_string(conn)
-        if column.type_code in _AS_IS_OIDS:
+        if column.type_code == _BOOL_OID:
             selected.append(name)
             continue
         text = f"{name}::text"  # a text cast is the type's output function, what COPY writes: nothing else changes
