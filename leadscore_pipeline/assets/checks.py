@@ -2,12 +2,14 @@
 tables whoever wrote them, and can be run again from the UI. Checks of a bucketed asset look at the buckets they
 are run for (an aggregate over those partitions); the maintained totals are compared with a full recount."""
 
+from collections.abc import Callable
+
 import dagster as dg
 import psycopg
 
 from leadscore_pipeline.partitions import lead_buckets
 from leadscore_pipeline.resources import PostgresResource
-from leadscore_pipeline.settings import get_settings
+from leadscore_pipeline.settings import Settings, get_settings
 
 SAMPLE = 5  # offending keys shown in a failed check's metadata
 
@@ -16,14 +18,34 @@ def _buckets(context: dg.AssetCheckExecutionContext) -> list[int]:
     return [int(key) for key in context.partition_keys]
 
 
-def _result(conn: psycopg.Connection, count_sql: str, sample_sql: str, params: dict, what: str) -> dg.AssetCheckResult:
-    """Passed when `count_sql` counts nothing; else the count and a few of the offenders from `sample_sql`."""
-    (violations,) = conn.execute(count_sql, params).fetchone()
+def _result(conn: psycopg.Connection, offenders_sql: str, params: dict, what: str) -> dg.AssetCheckResult:
+    """Passed when `offenders_sql` finds nothing; else how many it finds and a few of them."""
+    (violations,) = conn.execute(f"select count(*) from ({offenders_sql}) as offenders", params).fetchone()
     metadata: dict[str, object] = {"violations": violations}
     if violations:
-        sample = conn.execute(f"{sample_sql} limit {SAMPLE}", params).fetchall()
+        sample = conn.execute(f"{offenders_sql} limit {SAMPLE}", params).fetchall()
         metadata["sample"] = [str(row[0]) for row in sample]
     return dg.AssetCheckResult(passed=violations == 0, metadata=metadata, description=f"{violations} {what}")
+
+
+def _bucket_check(
+    asset: str,
+    name: str,
+    description: str,
+    offenders_sql: str,
+    what: str,
+    settings_params: Callable[[Settings], dict] = lambda settings: {},
+) -> dg.AssetChecksDefinition:
+    """A check of `asset` over the buckets it is run for: `offenders_sql` (given `buckets` and the parameters the
+    settings give) lists what breaks it."""
+
+    @dg.asset_check(asset=asset, name=name, partitions_def=lead_buckets, description=description)
+    def _check(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+        params = {"buckets": _buckets(context), **settings_params(get_settings())}
+        with postgres.connect() as conn:
+            return _result(conn, offenders_sql, params, what)
+
+    return _check
 
 
 # An event id in these buckets that is also stored in another bucket's partition: the primary key is
@@ -36,21 +58,13 @@ _DUPLICATE_IDS = """
 """
 
 
-@dg.asset_check(
-    asset="clean_events",
-    partitions_def=lead_buckets,
-    description="No event id is stored twice: each event id of these buckets is in clean_events once, in all buckets.",
+unique_event_ids = _bucket_check(
+    "clean_events",
+    "unique_event_ids",
+    "No event id is stored twice: each event id of these buckets is in clean_events once, in all buckets.",
+    _DUPLICATE_IDS,
+    "event ids stored more than once",
 )
-def unique_event_ids(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    with postgres.connect() as conn:
-        return _result(
-            conn,
-            f"select count(*) from ({_DUPLICATE_IDS}) as duplicates",
-            _DUPLICATE_IDS,
-            {"buckets": _buckets(context)},
-            "event ids stored more than once",
-        )
-
 
 # Only events through the scored watermark: a micro-batch's newest events are clean a moment before they are scored.
 _UNSCORED_LEADS = """
@@ -62,21 +76,13 @@ _UNSCORED_LEADS = """
 """
 
 
-@dg.asset_check(
-    asset="lead_scores",
-    partitions_def=lead_buckets,
-    description="Every lead of a clean event (through the scored watermark) has its lead_scores row.",
+every_lead_scored = _bucket_check(
+    "lead_scores",
+    "every_lead_scored",
+    "Every lead of a clean event (through the scored watermark) has its lead_scores row.",
+    _UNSCORED_LEADS,
+    "leads with clean events but no score",
 )
-def every_lead_scored(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    with postgres.connect() as conn:
-        return _result(
-            conn,
-            f"select count(*) from ({_UNSCORED_LEADS}) as unscored",
-            _UNSCORED_LEADS,
-            {"buckets": _buckets(context)},
-            "leads with clean events but no score",
-        )
-
 
 _OUT_OF_BOUNDS = """
     select lead_key from lead_scores
@@ -84,22 +90,14 @@ _OUT_OF_BOUNDS = """
 """
 
 
-@dg.asset_check(
-    asset="lead_scores",
-    partitions_def=lead_buckets,
-    description="Every score at a lead's last event is within [LEADSCORE_SCORE_FLOOR, LEADSCORE_SCORE_CAP].",
+scores_within_bounds = _bucket_check(
+    "lead_scores",
+    "scores_within_bounds",
+    "Every score at a lead's last event is within [LEADSCORE_SCORE_FLOOR, LEADSCORE_SCORE_CAP].",
+    _OUT_OF_BOUNDS,
+    "scores outside [floor, cap]",
+    lambda settings: {"floor": settings.scoring.floor, "cap": settings.scoring.cap},
 )
-def scores_within_bounds(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    params = get_settings().scoring
-    with postgres.connect() as conn:
-        return _result(
-            conn,
-            f"select count(*) from ({_OUT_OF_BOUNDS}) as outside",
-            _OUT_OF_BOUNDS,
-            {"buckets": _buckets(context), "floor": params.floor, "cap": params.cap},
-            "scores outside [floor, cap]",
-        )
-
 
 # SPEC §4: a lead's changes add up to its score at its last event, and its last row's score_after is that score.
 _HISTORY_MISMATCHES = """
@@ -115,21 +113,13 @@ _HISTORY_MISMATCHES = """
 """
 
 
-@dg.asset_check(
-    asset="score_history",
-    partitions_def=lead_buckets,
-    description="Each lead's history changes add up to its score, and its last row's score_after is that score.",
+history_sums_to_score = _bucket_check(
+    "score_history",
+    "history_sums_to_score",
+    "Each lead's history changes add up to its score, and its last row's score_after is that score.",
+    _HISTORY_MISMATCHES,
+    "leads whose history does not add up to their score",
 )
-def history_sums_to_score(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    with postgres.connect() as conn:
-        return _result(
-            conn,
-            f"select count(*) from ({_HISTORY_MISMATCHES}) as mismatches",
-            _HISTORY_MISMATCHES,
-            {"buckets": _buckets(context)},
-            "leads whose history does not add up to their score",
-        )
-
 
 _CURRENT_MISMATCHES = """
     select lead_key from current_scores
@@ -140,30 +130,19 @@ _CURRENT_MISMATCHES = """
 """
 
 
-@dg.asset_check(
-    asset="current_scores",
-    partitions_def=lead_buckets,
-    description="Every current score is within [floor, score at last event] and its tier is the one its score gives.",
-)
-def current_scores_agree(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    settings = get_settings()
-    tiers = settings.tiers
-    params = {
-        "buckets": _buckets(context),
+current_scores_agree = _bucket_check(
+    "current_scores",
+    "current_scores_agree",
+    "Every current score is within [floor, score at last event] and its tier is the one its score gives.",
+    _CURRENT_MISMATCHES,
+    "current scores out of bounds or with the wrong tier",
+    lambda settings: {
         "floor": settings.scoring.floor,
-        "warm": tiers.warm,
-        "hot": tiers.hot,
-        "qualified": tiers.qualified,
-    }
-    with postgres.connect() as conn:
-        return _result(
-            conn,
-            f"select count(*) from ({_CURRENT_MISMATCHES}) as mismatches",
-            _CURRENT_MISMATCHES,
-            params,
-            "current scores out of bounds or with the wrong tier",
-        )
-
+        "warm": settings.tiers.warm,
+        "hot": settings.tiers.hot,
+        "qualified": settings.tiers.qualified,
+    },
+)
 
 # Each maintained aggregate (migration 0005, kept by triggers) beside a recount from its sources, as rows to compare.
 RECOUNTS = {
