@@ -297,8 +297,10 @@ def _rebuilt_clean_rows(
 def bucket_chunks(conn: psycopg.Connection, buckets: tuple[int, ...]) -> list[tuple[int, ...]]:
     """`buckets` in chunks of about LEADSCORE_REBUILD_CHUNK_ROWS landed deliveries (at least a bucket each): what a
     rebuild step holds in memory at once, so a run's memory follows the chunk, not how many buckets it covers.
-    Keys hash evenly, so a bucket holds about its share of what landed."""
-    per_bucket = max(1, landed_through(conn) // LEAD_BUCKETS)
+    Keys hash evenly, so a bucket holds about its share of what landed. An estimate: read without the landing
+    fence, which would wait for a landing under way (a large upload) inside the step's transaction."""
+    (landed,) = conn.execute("select coalesce(max(seq), 0) from raw_deliveries").fetchone()
+    per_bucket = max(1, landed // LEAD_BUCKETS)
     size = max(1, get_settings().rebuild_chunk_rows // per_bucket)
     return [buckets[start : start + size] for start in range(0, len(buckets), size)]
 
