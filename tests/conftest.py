@@ -19,6 +19,7 @@ from leadscore_pipeline.db.migrate import migrate, seed_default_rules
 from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.settings import get_settings
 from tests.frozen import NOW
+from tests.settings_env import settings_env
 
 DERIVED_AND_RAW = (
     "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files,"
@@ -40,13 +41,10 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def test_client_host(monkeypatch: pytest.MonkeyPatch):
+def test_client_host():
     """TestClient sends `Host: testserver`: listed here, as a deployment lists the names it is reached by."""
-    monkeypatch.setenv("LEADSCORE_ALLOWED_HOSTS", "testserver")
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    with settings_env(LEADSCORE_ALLOWED_HOSTS="testserver"):
+        yield
 
 
 @pytest.fixture(scope="session")

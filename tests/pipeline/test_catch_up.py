@@ -9,19 +9,16 @@ import pytest
 from leadscore_pipeline.partitions import CATCH_UP, MODE_TAG, THROUGH_SEQ_TAG
 from leadscore_pipeline.refresh import microbatched_through
 from leadscore_pipeline.sensors import new_deliveries_sensor
-from leadscore_pipeline.settings import get_settings
 from tests.pipeline.helpers import assert_serving_tables_exact, event, land, scores
 from tests.pipeline.test_refresh import replay
 from tests.pipeline.test_sensor_retries import UNREACHABLE, clock_at, run
+from tests.settings_env import settings_env
 
 
 @pytest.fixture
-def threshold_of_three(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("LEADSCORE_BULK_THRESHOLD", "3")
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
+def threshold_of_three():
+    with settings_env(LEADSCORE_BULK_THRESHOLD="3"):
+        yield
 
 
 def test_a_backlog_past_the_threshold_is_caught_up_a_bucket_group_per_run(

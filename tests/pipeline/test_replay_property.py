@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
@@ -27,6 +24,7 @@ from leadscore_pipeline.scoring.params import DEFAULT_RULES, ScoringParams
 from leadscore_pipeline.settings import get_settings
 from tests.conftest import reset_database
 from tests.pipeline.helpers import assert_serving_tables_exact
+from tests.settings_env import settings_env
 from tests.unit.test_fold import EPOCH, reference_history
 
 PARAMS = ScoringParams()
@@ -225,27 +223,14 @@ def steps(previous: datetime, current: datetime) -> int:
     return max(0, utc_day(current) - (utc_day(previous) + PARAMS.inactivity_days))
 
 
-@contextmanager
-def rebuild_chunks_of(rows: int) -> Iterator[None]:
-    """LEADSCORE_REBUILD_CHUNK_ROWS for the block: 1 makes every rebuild step stream its buckets one at a time."""
-    before = os.environ.get("LEADSCORE_REBUILD_CHUNK_ROWS")
-    os.environ["LEADSCORE_REBUILD_CHUNK_ROWS"] = str(rows)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["LEADSCORE_REBUILD_CHUNK_ROWS"]
-        else:
-            os.environ["LEADSCORE_REBUILD_CHUNK_ROWS"] = before
-        get_settings.cache_clear()
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(stream=streams(), per_run=st.sampled_from([1, 3, 4, 16]), chunk_rows=st.sampled_from([1, 1_000_000]))
 def test_microbatches_replay_and_fold_agree(database_url, stream, per_run, chunk_rows):
     reset_database(database_url)
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn, rebuild_chunks_of(chunk_rows):
+    with (
+        psycopg.connect(libpq_url(database_url), autocommit=True) as conn,
+        settings_env(LEADSCORE_REBUILD_CHUNK_ROWS=str(chunk_rows)),
+    ):
         for number, delivery in enumerate(stream):
             deliver(conn, number, delivery)
             if delivery.microbatch_after:
