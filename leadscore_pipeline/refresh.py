@@ -16,9 +16,16 @@ import polars as pl
 import psycopg
 
 from leadscore_pipeline import clock, quarantine
-from leadscore_pipeline.buckets import ALL_BUCKETS, LEAD_BUCKETS
+from leadscore_pipeline.buckets import ALL_BUCKETS, LEAD_BUCKETS, lead_bucket_sql
 from leadscore_pipeline.db.aggregates import move_event_totals, move_served_totals
 from leadscore_pipeline.db.frames import copy_frame, read_frame
+from leadscore_pipeline.db.identity import (
+    aliases_into,
+    queue_cross_bucket_leads,
+    recount_links,
+    replace_bucket_links,
+    resolve_again,
+)
 from leadscore_pipeline.db.locks import DECAY_LOCK, DEDUP_LOCK, SCORE_LOCK, SPLIT_LOCK, buckets_sql, lock, lock_buckets
 from leadscore_pipeline.db.partitions import bucket_rows, lock_exclusively, partition_name, stage_partitions, swap_in
 from leadscore_pipeline.db.watermarks import WATERMARKS
@@ -33,6 +40,7 @@ from leadscore_pipeline.scoring.dedup import (
     rebuilt_clean_events,
 )
 from leadscore_pipeline.scoring.diff import differences
+from leadscore_pipeline.scoring.identity import identity_links
 from leadscore_pipeline.scoring.leads import score_leads
 from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
 from leadscore_pipeline.settings import get_settings
@@ -168,10 +176,11 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
     with conn.transaction():
         lock(conn, [DEDUP_LOCK])
         start = state_of(conn)["deduped_through"]
-        if through <= start:
-            return StepResult(0, start, {"deliveries": 0})
         # Every bucket: the batch may repeat events of any lead, and a replay may be rebuilding one.
         lock_buckets(conn, ALL_BUCKETS)
+        if through <= start:
+            resolve_again(conn, set(), set())  # only if the merge protection setting changed since
+            return StepResult(0, start, {"deliveries": 0})
         window = {"start": start, "through": through}
         batch = read_frame(
             conn,
@@ -194,6 +203,8 @@ def _dedup_range(conn: psycopg.Connection, through: int) -> StepResult:
         new_events, repeated = pl.collect_all(dedup_batch(batch.lazy(), earlier.lazy(), start))
 
         copy_frame(conn, "clean_events", new_events)
+        # New events may link an email and an id: resolve what that joins or splits (SPEC §3).
+        resolve_again(conn, *recount_links(conn, new_events["email"].drop_nulls().unique()))
         if not repeated.is_empty():
             conn.execute(
                 "create temp table repeated_tallies (event_id text, duplicates int, conflicts int) on commit drop"
@@ -229,12 +240,20 @@ def _rebuild_clean_events(conn: psycopg.Connection, scope: Scope) -> StepResult:
         # Duplicates are counted only as far as the micro-batches got, since they count the rest when they reach
         # it; a catch-up's micro-batches go on from its fence.
         counted_through = through if scope.catch_up else state_of(conn)["deduped_through"]
+        linked_emails, linked_ids = set(), set()
         for chunk in bucket_chunks(conn, buckets):
             rebuilt = _rebuilt_clean_rows(conn, chunk, through, counted_through)
             _stage_buckets(conn, "clean_events", chunk, rebuilt)
+            emails, ids = replace_bucket_links(conn, chunk, identity_links(rebuilt.lazy()).collect())
+            linked_emails, linked_ids = linked_emails | emails, linked_ids | ids
             totals["rows"] += rebuilt.height
             totals["duplicates"] += int(rebuilt["duplicates"].sum())
             totals["conflicts"] += int(rebuilt["conflicts"].sum())
+        # Before the swap, which holds every reader: the leads these buckets' keys resolve to elsewhere may have been
+        # scored from their old events; the next micro-batch rescores them (and any lead the links join or split).
+        resolve_again(conn, linked_emails, linked_ids, staged_buckets=buckets)
+        if not set(buckets) >= set(ALL_BUCKETS):
+            queue_cross_bucket_leads(conn, buckets)
         _swap_staged(conn, buckets, ("clean_events",), move_event_totals)
         finish_catch_up_step(conn, scope, "deduped_through")
     return StepResult(
@@ -373,17 +392,20 @@ def _withdraw(conn: psycopg.Connection, seq: int) -> None:
     delivery that was deduplicated already, if any, becomes the event instead, as in a replay without it."""
     lock_buckets(conn, ALL_BUCKETS)  # the event and its next delivery may be of any lead
     withdrawn = conn.execute(
-        "delete from clean_events where seq = %s returning event_id, lead_bucket, event_time, event_type", (seq,)
+        "delete from clean_events where seq = %s returning event_id, email, lead_bucket, event_time, event_type", (seq,)
     ).fetchone()
     if withdrawn is None:
         return
     deduped, counted = conn.execute("select deduped_through, counted_through from pipeline_state").fetchone()
-    event_id, *counted_as = withdrawn
+    event_id, email, *counted_as = withdrawn
     if seq <= counted:
         _count_event(conn, *counted_as, change=-1)
     successor = _promote_next_delivery(conn, event_id, deduped)
     if successor is not None and successor["seq"] <= counted:
         _count_event(conn, successor["lead_bucket"], successor["event_time"], successor["event_type"], change=1)
+    # The event's links go with it (and its successor's come): resolve what that joins or splits.
+    emails = [e for e in (email, successor and successor["email"]) if e]
+    resolve_again(conn, *recount_links(conn, emails))
 
 
 def _promote_next_delivery(conn: psycopg.Connection, event_id: str, through: int) -> dict | None:
@@ -445,32 +467,106 @@ def score_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams)
 
 
 def _score_touched(conn: psycopg.Connection, params: ScoringParams, upto: int) -> StepResult:
-    """Rescore the leads with clean events deduplicated since the last micro-batch, through `upto`."""
+    """Rescore the leads with clean events deduplicated since the last micro-batch, through `upto`, and those a
+    merge or split of the identity graph queued (identity_rescores)."""
     with conn.transaction():
         lock(conn, [SCORE_LOCK])  # touched buckets are locked once known, below
         state = state_of(conn)
         start, through = state["scored_through"], min(state["deduped_through"], upto)
-        if through <= start:
+        rescores = [key for (key,) in conn.execute("select lead_key from identity_rescores").fetchall()]
+        if through <= start and not rescores:
             return StepResult(0, start, {"events": 0})
-        touched = f"seq > {start} and seq <= {through}"
-        if through < state["deduped_through"]:
-            # A part of a range split around a bad delivery: every bucket, so parts never lock out of order.
+        through = max(through, start)
+        conn.execute("create temp table scored_leads (lead_key text primary key) on commit drop")
+        conn.execute(
+            f"""insert into scored_leads select distinct {_RESOLVED_KEY} from clean_events c {_ALIAS_JOIN}
+                where c.seq > {start} and c.seq <= {through}"""
+        )
+        conn.execute("insert into scored_leads select unnest(%s::text[]) on conflict do nothing", (rescores,))
+        if through < state["deduped_through"] or rescores:
+            # A part of a range split around a bad delivery, or leads queued by any bucket's rebuild: every bucket,
+            # so parts never lock out of order, and no rebuild is half done when the queue is taken.
             lock_buckets(conn, ALL_BUCKETS)
         else:
-            buckets = conn.execute(f"select distinct lead_bucket from clean_events where {touched}").fetchall()
+            buckets = conn.execute(f"select distinct {lead_bucket_sql(LEAD_BUCKETS)} from scored_leads").fetchall()
             lock_buckets(conn, (b for (b,) in buckets))
-        where = f"lead_key in (select lead_key from clean_events where {touched})"
+        scored = "select lead_key from scored_leads"
         # Leads as of the range's end: a part before a bad delivery is scored without it.
-        events = read_frame(
-            conn, f"select {', '.join(CLEAN_SCHEMA)} from clean_events where {where} and seq <= {through}", CLEAN_SCHEMA
+        events = _as_lead_events(
+            read_frame(
+                conn,
+                f"""select {_RESOLVED_COLUMNS} from clean_events c {_ALIAS_JOIN}
+                    where c.lead_key in ({scored} union select identity_key from lead_aliases where lead_key in ({scored}))
+                      and {_RESOLVED_KEY} in ({scored}) and c.seq <= {through}""",
+                RESOLVED_SCHEMA,
+            )
         )
-        leads, history = _scored(conn, events, params, state["rules_version"], through)
-        conn.execute(f"delete from lead_scores where {where}")
+        aliases = aliases_into(conn, f"lead_key in ({scored})")
+        leads, history = _scored(conn, events, params, state["rules_version"], through, aliases)
+        conn.execute(f"delete from lead_scores where lead_key in ({scored})")
         copy_frame(conn, "lead_scores", leads)
-        conn.execute(f"delete from score_history where {where}")
+        conn.execute(f"delete from score_history where lead_key in ({scored})")
         copy_frame(conn, "score_history", history)
+        if rescores:
+            # Their events are no newer than what the serving steps did: they take these by name. A lead left
+            # without events (merged into another) has no score now, and they drop its rows.
+            conn.execute(
+                """insert into restaged_leads select unnest(%s::text[])
+                   on conflict (lead_key) do update set unserved = true, unstated = true""",
+                (rescores,),
+            )
+            conn.execute("delete from identity_rescores where lead_key = any(%s)", (rescores,))
         conn.execute("update pipeline_state set scored_through = %s, last_microbatch_at = now()", (through,))
-    return StepResult(leads.height, through, {"events": events.height})
+        conn.execute("drop table scored_leads")  # a step split in parts makes it again
+    return StepResult(leads.height, through, {"events": events.height, "identity_rescores": len(rescores)})
+
+
+# Clean events with the lead each resolves to through the identity graph (SPEC §3), from `clean_events c`.
+_ALIAS_JOIN = "left join lead_aliases a on a.identity_key = c.lead_key"
+_RESOLVED_KEY = "coalesce(a.lead_key, c.lead_key)"
+_RESOLVED_COLUMNS = ", ".join(
+    [*(f"c.{name}" for name in CLEAN_SCHEMA), _RESOLVED_KEY, "coalesce(a.lead_bucket, c.lead_bucket)"]
+)
+RESOLVED_SCHEMA = {**CLEAN_SCHEMA, "resolved_key": pl.String, "resolved_bucket": pl.Int16}
+
+
+def _as_lead_events(events: pl.DataFrame) -> pl.DataFrame:
+    """Clean events as their leads': lead_key and lead_bucket those of the lead each resolves to, the key it was
+    sent under as identity_key."""
+    return (
+        events.rename({"lead_key": "identity_key"})
+        .drop("lead_bucket")
+        .rename({"resolved_key": "lead_key", "resolved_bucket": "lead_bucket"})
+    )
+
+
+def _chunk_lead_events(conn: psycopg.Connection, chunk: tuple[int, ...]) -> pl.DataFrame:
+    """The events of the leads of `chunk`'s buckets: those of its partitions that resolve to one of its leads, and
+    those of other buckets' keys that do. The latter are read in a savepoint rolled back at once, so this rebuild
+    holds no lock on another bucket group's partitions while it waits to swap its own."""
+    in_chunk = buckets_sql(chunk)
+    own = read_frame(
+        conn,
+        f"""select {_RESOLVED_COLUMNS} from (select * from {bucket_rows("clean_events", chunk)}) c {_ALIAS_JOIN}
+            where coalesce(a.lead_bucket, c.lead_bucket) in {in_chunk}""",
+        RESOLVED_SCHEMA,
+    )
+    elsewhere = conn.execute(
+        f"""select distinct identity_bucket from lead_aliases
+            where lead_bucket in {in_chunk} and identity_bucket not in {in_chunk}"""
+    ).fetchall()
+    joined = []
+    with conn.transaction(force_rollback=True):
+        for (bucket,) in elsewhere:
+            joined.append(
+                read_frame(
+                    conn,
+                    f"""select {_RESOLVED_COLUMNS} from {partition_name("clean_events", bucket)} c
+                        join lead_aliases a on a.identity_key = c.lead_key where a.lead_bucket in {in_chunk}""",
+                    RESOLVED_SCHEMA,
+                )
+            )
+    return _as_lead_events(pl.concat([own, *joined]))
 
 
 def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams) -> StepResult:
@@ -481,11 +577,10 @@ def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringPara
         state = state_of(conn)
         through = scope.through_seq if scope.catch_up else state["deduped_through"]
         for chunk in bucket_chunks(conn, scope.buckets):
-            events = read_frame(
-                conn, f"select {', '.join(CLEAN_SCHEMA)} from {bucket_rows('clean_events', chunk)}", CLEAN_SCHEMA
-            )
+            events = _chunk_lead_events(conn, chunk)
             events_scored += events.height
-            leads, history = _scored(conn, events, params, state["rules_version"], through)
+            aliases = aliases_into(conn, f"lead_bucket in {buckets_sql(chunk)}")
+            leads, history = _scored(conn, events, params, state["rules_version"], through, aliases)
             del events  # freed before the history is copied out (peak memory)
             _stage_buckets(conn, "lead_scores", chunk, leads)
             _stage_buckets(conn, "score_history", chunk, history)
@@ -498,11 +593,17 @@ def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringPara
 
 
 def _scored(
-    conn: psycopg.Connection, events: pl.DataFrame, params: ScoringParams, rules_version: int, through: int
+    conn: psycopg.Connection,
+    events: pl.DataFrame,
+    params: ScoringParams,
+    rules_version: int,
+    through: int,
+    aliases: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The leads of `events` scored under the current rules, and their score history."""
+    """The leads of `events` (their leads' events, `_as_lead_events`) scored under the current rules, and their
+    score history; `aliases`: the keys joined into them."""
     rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
-    scored = score_leads(events.lazy(), rules.lazy(), params)
+    scored = score_leads(events.lazy(), rules.lazy(), params, aliases.select("identity_key", "lead_key").lazy())
     leads = scored.leads.with_columns(rules_version=pl.lit(rules_version), scored_seq=pl.lit(through))
     return leads, scored.history
 
@@ -565,17 +666,21 @@ def decay_scores(
         lock(conn, [SCORE_LOCK, DECAY_LOCK])
         lock_buckets(conn, ALL_BUCKETS)
         state = state_of(conn)
-        where = f"scored_seq > {state['served_through']}"
+        # Leads rescored since, and those rescored for a merge or split (whose seq is no newer, restaged_leads).
+        restaged = "lead_key in (select lead_key from restaged_leads where unserved)"
+        where = f"scored_seq > {state['served_through']} or {restaged}"
         leads = read_frame(
             conn, f"select {', '.join(LEAD_SCORE_SCHEMA)} from lead_scores where {where}", LEAD_SCORE_SCHEMA
         )
-        in_scope = f"lead_key in (select lead_key from lead_scores where {where})"
+        in_scope = f"(lead_key in (select lead_key from lead_scores where {where}) or {restaged})"
         stored = read_frame(
             conn, f"select {', '.join(STORED_SCHEMA)} from current_scores where {in_scope}", STORED_SCHEMA
         )
         current = _current(leads, stored, as_of, params, tiers)
         conn.execute(f"delete from current_scores where {in_scope}")
         copy_frame(conn, "current_scores", current)  # every one of these leads was rescored
+        conn.execute("update restaged_leads set unserved = false where unserved")
+        conn.execute("delete from restaged_leads where not unserved and not unstated")
         # The API's live stream listens: it reads the rows with new change ids once this commits.
         conn.execute("select pg_notify('score_updates', '')")
         # Under SCORE_LOCK every lead scored through scored_through is committed and was read.

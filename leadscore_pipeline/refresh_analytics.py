@@ -84,13 +84,17 @@ def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
         lock(conn, [SCORE_LOCK, STATS_LOCK])
         lock_buckets(conn, ALL_BUCKETS)
         start, through = conn.execute("select stats_through, scored_through from pipeline_state").fetchone()
-        leads = f"lead_key in (select lead_key from lead_scores where scored_seq > {start})"
+        # Leads rescored since, and those rescored for a merge or split (whose seq is no newer, restaged_leads).
+        leads = f"""(lead_key in (select lead_key from lead_scores where scored_seq > {start})
+                     or lead_key in (select lead_key from restaged_leads where unstated))"""
         history = read_frame(
             conn, f"select {', '.join(_HISTORY_SCHEMA)} from score_history where {leads}", _HISTORY_SCHEMA
         )
         stats = lead_type_stats(history.lazy()).collect()
         conn.execute(f"delete from lead_event_stats where {leads}")
         copy_frame(conn, "lead_event_stats", stats)
+        conn.execute("update restaged_leads set unstated = false where unstated")
+        conn.execute("delete from restaged_leads where not unserved and not unstated")
         conn.execute("update pipeline_state set stats_through = %s", (through,))
     return StepResult(stats.height, 0, {"events": history.height})
 

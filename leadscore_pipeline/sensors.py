@@ -13,6 +13,7 @@ import dagster as dg
 
 from leadscore_pipeline import clock
 from leadscore_pipeline.buckets import ALL_BUCKETS, bucket_groups
+from leadscore_pipeline.db.identity import pending_identity_work
 from leadscore_pipeline.dropzone import complete_files, refuse_irregular
 from leadscore_pipeline.ingest.land import landed_through
 from leadscore_pipeline.jobs import land_dropped_files, score_deliveries
@@ -96,9 +97,13 @@ def retry_wait_reason(what: str, failure: Failure | None) -> str | None:
     return f"{what} failed {failure.count} time(s), last in run {failure.run_id}; requested again in {wait:.0f} s"
 
 
-def microbatch_request(first_seq: int, last_seq: int, failure: Failure | None = None) -> dg.RunRequest:
+def microbatch_request(
+    first_seq: int, last_seq: int, failure: Failure | None = None, identity_work: str = ""
+) -> dg.RunRequest:
+    # Leads queued by the identity graph (merges, splits) are a micro-batch's work too, with nothing new landed.
+    work = f"deliveries-{first_seq}-{last_seq}" if last_seq >= first_seq else f"identity-{identity_work}"
     return dg.RunRequest(
-        run_key=f"deliveries-{first_seq}-{last_seq}" + (failure.run_key_suffix() if failure else ""),
+        run_key=work + (failure.run_key_suffix() if failure else ""),
         tags={**all_buckets_tags(), MODE_TAG: MICROBATCH, THROUGH_SEQ_TAG: str(last_seq)},
     )
 
@@ -118,7 +123,8 @@ def new_deliveries_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
             return catch_up(context, fence, set(ALL_BUCKETS) - finished)
         if landed is None:
             return dg.SkipReason("a landing (a large upload?) is still committing; the next tick looks again")
-        if landed <= done:
+        identity_work = pending_identity_work(conn)
+        if landed <= done and not identity_work:
             return dg.SkipReason(f"nothing to do: every micro-batch step is done through {done}, all that landed")
         running, failure = runs_of(context.instance, {MODE_TAG: MICROBATCH})
         if running:
@@ -132,7 +138,7 @@ def new_deliveries_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
     if reason := retry_wait_reason("the micro-batch", failure):
         return dg.SkipReason(reason)
     context.update_cursor(str(landed))  # how far runs were requested, for the UI
-    return microbatch_request(done + 1, landed, failure)
+    return microbatch_request(done + 1, landed, failure, identity_work)
 
 
 def catch_up(context: dg.SensorEvaluationContext, fence: int, needed: set[int]) -> list[dg.RunRequest] | dg.SkipReason:

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # Celery workers `leadscore up` starts on this machine; 0 when they run on other machines.
     celery_workers: int = Field(2, ge=0)
 
+    # Identity stitching (SPEC section 3): an external id joins an email's lead only while it has been seen with at
+    # most this many distinct emails (merge protection); past it the id is ambiguous and joins nothing.
+    max_emails_per_id: int = Field(1, ge=1, le=1000)
+
     # Scoring (SPEC section 4).
     score_floor: int = 0
     score_cap: int = 1000

@@ -23,7 +23,8 @@ from tests.settings_env import settings_env
 
 DERIVED_AND_RAW = (
     "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files,"
-    " daily_event_counts, lead_event_stats, quarantined_deliveries, bulk_progress, split_events"
+    " daily_event_counts, lead_event_stats, quarantined_deliveries, bulk_progress, split_events,"
+    " identity_links, lead_aliases, identity_rescores, restaged_leads"
 )
 SERVING_AGGREGATES_RESET = """
     update serving_counts set leads = 0, total_points = 0, cold = 0, warm = 0, hot = 0, qualified = 0,
@@ -84,6 +85,7 @@ def reset_database(url: str) -> None:
         conn.execute(
             """update pipeline_state set deduped_through = 0, scored_through = 0, served_through = 0,
                    counted_through = 0, stats_through = 0, bulk_through = 0, split_through = 0,
+                   identity_max_emails = null, identity_generation = 0,
                    rules_version = 1, last_microbatch_at = null, last_replay_at = null, last_decay_at = null"""
         )
         conn.execute("update bucket_state set rules_version = 1, updated_at = null")

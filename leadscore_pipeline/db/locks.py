@@ -10,6 +10,7 @@ import psycopg
 DEDUP_LOCK, SCORE_LOCK, DECAY_LOCK, STATS_LOCK = 7_406_010, 7_406_011, 7_406_012, 7_406_013
 SPLIT_LOCK = 7_406_014  # the split_events bookkeeping of rebuilds
 BUCKET_LOCK_BASE = 7_406_100
+IDENTITY_LOCK = 7_406_400  # the identity graph's writers; past every bucket's key, so taken after them
 
 
 def lock(conn: psycopg.Connection, keys: Iterable[int]) -> None:

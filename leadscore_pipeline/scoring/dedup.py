@@ -56,6 +56,7 @@ CLEAN_SCHEMA = {
     "event_type": pl.String,
     "event_time": pl.Datetime("us", "UTC"),
     "email": pl.String,
+    "external_id": pl.String,
     "name": pl.String,
     "company": pl.String,
     "source": pl.String,
