@@ -282,11 +282,13 @@ def iso(column: str) -> str:
 # Left join: an event landed but not yet scored is exported with empty scoring columns. An export, not a
 # request-time read: it streams every event once, in the primary key order of both tables.
 EXPORT_EVENTS_QUERY = f"""
-    select e.event_id, e.lead_key, e.event_type, {iso("e.event_time")} as event_time, e.source,
+    select e.event_id, coalesce(a.lead_key, e.lead_key) as lead_key, e.event_type,
+        {iso("e.event_time")} as event_time, e.source,
         h.points, h.decay, h.change, h.score_after, e.duplicates, e.conflicts
     from clean_events as e
+    left join lead_aliases as a on a.identity_key = e.lead_key
     left join score_history as h
-        on h.lead_key = e.lead_key and h.event_time = e.event_time and h.event_id = e.event_id
+        on h.lead_key = coalesce(a.lead_key, e.lead_key) and h.event_time = e.event_time and h.event_id = e.event_id
     order by e.lead_key, e.event_time, e.event_id
 """
 
@@ -296,6 +298,55 @@ EXPORT_EVENTS_QUERY = f"""
 # The lead's bucket, computed from its key as Postgres does: the planner then reads that one partition of a
 # table partitioned by bucket (migrations 0009, 0011) instead of probing all of them.
 _OF_ITS_BUCKET = f"lead_bucket = {lead_bucket_sql(LEAD_BUCKETS, '%(lead_key)s')}"
+
+
+async def resolve_lead_key(conn: AsyncConnection, key: str) -> str:
+    """The lead a key counts for (SPEC §3): itself, or the lead it was joined into."""
+    row = await _one(conn, "select lead_key from lead_aliases where identity_key = %(key)s", {"key": key})
+    return key if row is None else row["lead_key"]
+
+
+async def lead_identities(conn: AsyncConnection, lead_key: str, most: int) -> dict[str, Any] | None:
+    """The emails and ids joined into a lead, and the ids seen with its emails but left apart (identity_links and
+    lead_aliases, by their keys). None when the lead has no score."""
+    scored = f"select 1 from lead_scores where lead_key = %(lead_key)s and {_OF_ITS_BUCKET}"
+    if await _one(conn, scored, {"lead_key": lead_key}) is None:
+        return None
+    joined = await _rows(
+        conn, "select identity_key from lead_aliases where lead_key = %(lead_key)s", {"lead_key": lead_key}
+    )
+    keys = [row["identity_key"] for row in joined]
+    emails = [key for key in [lead_key, *keys] if not key.startswith("id:")]
+    joined_ids = {key.removeprefix("id:") for key in keys if key.startswith("id:")}
+    own_id = lead_key.removeprefix("id:") if lead_key.startswith("id:") else None  # an id's own lead
+    email_rows = await _rows(
+        conn,
+        """select email, sum(events)::int as events, min(first_at) as first_event_at from identity_links
+           where email = any(%(emails)s) group by email order by min(first_at), email""",
+        {"emails": emails},
+    )
+    ids = await _rows(
+        conn,
+        """select l.external_id, count(*)::int as emails from identity_links l
+           where l.external_id in (select external_id from identity_links where email = any(%(emails)s))
+              or l.external_id = any(%(ids)s)
+           group by l.external_id order by l.external_id""",
+        {"emails": emails, "ids": sorted(joined_ids | {own_id} - {None})},
+    )
+    for row in email_rows:
+        row["why"] = (
+            "the lead's key: the email of its earliest event" if row["email"] == lead_key else "joined through an id"
+        )
+    linked, apart = [], []
+    for row in ids:
+        if row["external_id"] in joined_ids:
+            linked.append({**row, "why": f"seen with {row['emails']} email(s), at most {most}: joined"})
+        else:
+            apart.append({**row, "why": f"seen with {row['emails']} emails, more than {most}: left apart"})
+    if own_id is not None and not any(row["external_id"] == own_id for row in apart):
+        linked.append({"external_id": own_id, "emails": 0, "why": "seen with no email: its own lead"})
+    return {"lead_key": lead_key, "max_emails_per_id": most, "emails": email_rows, "external_ids": linked,
+            "ambiguous_ids": apart}  # fmt: skip
 
 
 async def lead_detail(conn: AsyncConnection, lead_key: str) -> dict[str, Any] | None:
@@ -328,7 +379,9 @@ async def lead_history(conn: AsyncConnection, lead_key: str, limit: int, offset:
         return None
     rows = await _rows(
         conn,
-        f"""select event_id, event_type, event_time, points, decay, change, score_after from score_history
+        f"""select event_id, event_type, event_time, points, decay, change, score_after, identity_key as sent_as,
+                  coalesce(string_to_array(joins, ', '), '{{}}') as joins
+           from score_history
            where lead_key = %(lead_key)s and {_OF_ITS_BUCKET} order by event_time desc, event_id desc
            limit %(limit)s offset %(offset)s""",
         params,

@@ -145,12 +145,20 @@ class EventTypePoints(BaseModel):
     points: int
 
 
+RESOLVED_FROM = Field(
+    None,
+    description="the key asked for, when it was joined into another lead (SPEC §3): lead_key is that lead's",
+    examples=["id:crm-555"],
+)
+
+
 class LeadDetail(LeadRow):
     score_at_last_event: int
     first_event_at: datetime
     events: int
     as_of: datetime
     points_by_event_type: list[EventTypePoints]
+    resolved_from: str | None = RESOLVED_FROM
 
 
 class HistoryRow(BaseModel):
@@ -161,12 +169,41 @@ class HistoryRow(BaseModel):
     decay: int
     change: int
     score_after: int
+    sent_as: str | None = Field(
+        None, description="the key the event was sent under, when another lead's joined into this one"
+    )
+    joins: list[str] = Field(
+        default_factory=list, description="keys this event joined into the lead (an id seen with its email, ...)"
+    )
 
 
 class LeadHistory(BaseModel):
     lead_key: str
     total: int
     history: list[HistoryRow]
+    resolved_from: str | None = RESOLVED_FROM
+
+
+class JoinedEmail(BaseModel):
+    email: str
+    events: int = Field(description="events carrying this email")
+    first_event_at: datetime
+    why: str = Field(examples=["the lead's key: the email of its earliest event"])
+
+
+class LinkedId(BaseModel):
+    external_id: str
+    emails: int = Field(description="distinct emails this id has been seen with")
+    why: str = Field(examples=["seen with 1 email, at most LEADSCORE_MAX_EMAILS_PER_ID (1): joined"])
+
+
+class LeadIdentities(BaseModel):
+    lead_key: str
+    resolved_from: str | None = RESOLVED_FROM
+    max_emails_per_id: int = Field(description="the merge protection: LEADSCORE_MAX_EMAILS_PER_ID")
+    emails: list[JoinedEmail]
+    external_ids: list[LinkedId] = Field(description="ids joined into the lead")
+    ambiguous_ids: list[LinkedId] = Field(description="ids seen with the lead's emails but with too many: left apart")
 
 
 class QuarantinedDelivery(BaseModel):

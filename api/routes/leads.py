@@ -10,7 +10,17 @@ from fastapi import APIRouter, Query
 from api import reads
 from api.deps import OffsetQuery, ReaderDep
 from api.errors import field_error
-from api.schemas import READ_ERRORS, LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier, error_responses
+from api.schemas import (
+    READ_ERRORS,
+    LeadDetail,
+    Leaderboard,
+    LeadHistory,
+    LeadIdentities,
+    LeadPage,
+    Tier,
+    error_responses,
+)
+from leadscore_pipeline.settings import get_settings
 
 router = APIRouter(prefix="/api", tags=["leads"], responses=READ_ERRORS)
 
@@ -60,12 +70,32 @@ async def list_leads(
     return await reads.lead_page(conn, lead_filter, sort_by.value, order.value, limit, offset, cursor)
 
 
+async def _resolved(conn, lead_key: str) -> tuple[str, str | None]:
+    """The lead a key counts for, and the key itself when it was joined into another (SPEC §3)."""
+    key = stored_lead_key(lead_key)
+    lead = await reads.resolve_lead_key(conn, key)
+    return lead, (key if lead != key else None)
+
+
 @router.get("/leads/{lead_key}", response_model=LeadDetail, responses=error_responses(404))
 async def lead_detail(lead_key: str, conn: ReaderDep) -> dict:
-    lead = await reads.lead_detail(conn, stored_lead_key(lead_key))
+    """A joined key (an `id:` key seen with the lead's email, say) answers with the lead it counts for."""
+    key, resolved_from = await _resolved(conn, lead_key)
+    lead = await reads.lead_detail(conn, key)
     if lead is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
-    return lead
+    return {**lead, "resolved_from": resolved_from}
+
+
+@router.get("/leads/{lead_key}/identities", response_model=LeadIdentities, responses=error_responses(404))
+async def lead_identities(lead_key: str, conn: ReaderDep) -> dict:
+    """The emails and external ids joined into the lead and why, and the ids seen with its emails that the merge
+    protection (LEADSCORE_MAX_EMAILS_PER_ID) leaves apart."""
+    key, resolved_from = await _resolved(conn, lead_key)
+    identities = await reads.lead_identities(conn, key, get_settings().max_emails_per_id)
+    if identities is None:
+        raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
+    return {**identities, "resolved_from": resolved_from}
 
 
 @router.get("/leads/{lead_key}/history", response_model=LeadHistory, responses=error_responses(404))
@@ -75,7 +105,8 @@ async def lead_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: OffsetQuery = 0,
 ) -> dict:
-    history = await reads.lead_history(conn, stored_lead_key(lead_key), limit, offset)
+    key, resolved_from = await _resolved(conn, lead_key)
+    history = await reads.lead_history(conn, key, limit, offset)
     if history is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
-    return history
+    return {**history, "resolved_from": resolved_from}

@@ -38,7 +38,7 @@ class Receipt(BaseModel):
     event_id: str
     status: Literal["landed", "scored", "duplicate", "conflict", "quarantined", "rejected"]
     event_status: Literal["landed", "scored", "quarantined", "rejected"]
-    lead_key: str | None
+    lead_key: str | None = Field(description="the lead the event counts for (its key as sent, or the lead joined)")
     reason: str | None = Field(None, description="why the latest delivery was set aside, when it was")
     deliveries: list[Delivery]
     rejections: list[Rejection]
@@ -74,7 +74,8 @@ async def receipt(event_id: str, conn: ReaderDep) -> dict:
         "event_id": event_id,
         "status": event_status if latest["status"] == "event" else latest["status"],
         "event_status": event_status,
-        "lead_key": (first or latest)["lead_key"],
+        # The lead it counts for: its key as sent, or the lead that key was joined into (SPEC §3).
+        "lead_key": await reads.resolve_lead_key(conn, first["lead_key"]) if first else latest["lead_key"],
         "reason": latest["reason"],
         "deliveries": rows,
         "rejections": rejections,
