@@ -411,7 +411,8 @@ async function renderPanel() {
   panel.offset = history.history.length;
 
   $("#lead-name").textContent = detail.name || detail.email || detail.lead_key;
-  $("#lead-sub").textContent = [detail.email || detail.lead_key, detail.company].filter(Boolean).join(" · ");
+  const joinedFrom = detail.resolved_from ? `${detail.resolved_from} joined into ${detail.lead_key}` : null;
+  $("#lead-sub").textContent = [detail.email || detail.lead_key, detail.company, joinedFrom].filter(Boolean).join(" · ");
   $("#lead-score").textContent = integer.format(detail.score);
   $("#lead-tier").replaceChildren(tierBadge(detail.tier));
   const facts = [
@@ -464,6 +465,9 @@ function historyRow(row) {
   const unclamped = row.points - row.decay;
   if (row.change < unclamped) parts.push(h("span", { class: "muted" }, `capped at ${row.score_after}`));
   if (row.change > unclamped) parts.push(h("span", { class: "muted" }, `floored at ${row.score_after}`));
+  // Identity stitching (SPEC §3): the key an event came under, and the keys it joined into this lead.
+  if (row.sent_as) parts.push(h("span", { class: "muted" }, `sent as ${row.sent_as}`));
+  if (row.joins?.length) parts.push(h("span", { class: "plus" }, `joins ${row.joins.join(", ")}`));
   const changeClass = row.change > 0 ? "plus" : row.change < 0 ? "minus" : "";
   return h(
     "tr",

@@ -67,12 +67,16 @@ unique_event_ids = _bucket_check(
 )
 
 # Only events through the scored watermark: a micro-batch's newest events are clean a moment before they are scored.
+# Each event's lead is the one its key resolves to (SPEC §3); a lead queued for the identity rescore is not yet due.
 _UNSCORED_LEADS = """
-    select distinct c.lead_key from clean_events as c
+    select distinct coalesce(a.lead_key, c.lead_key) from clean_events as c
+    left join lead_aliases as a on a.identity_key = c.lead_key
     where c.lead_bucket = any(%(buckets)s) and c.seq <= (select scored_through from pipeline_state)
       and not exists (
-          select 1 from lead_scores as l where l.lead_bucket = c.lead_bucket and l.lead_key = c.lead_key
+          select 1 from lead_scores as l
+          where l.lead_bucket = coalesce(a.lead_bucket, c.lead_bucket) and l.lead_key = coalesce(a.lead_key, c.lead_key)
       )
+      and coalesce(a.lead_key, c.lead_key) not in (select lead_key from identity_rescores)
 """
 
 
