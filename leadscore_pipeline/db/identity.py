@@ -228,11 +228,14 @@ def aliases_into(conn: psycopg.Connection, where: str) -> pl.DataFrame:
 def pending_identity_work(conn: psycopg.Connection) -> str:
     """What a micro-batch has to do for the identity graph with nothing new landed, as a run key part ("" if
     nothing): leads queued to rescore, or aliases resolved under another merge protection than the setting's."""
-    generation, queued, resolved_under = conn.execute(
-        """select identity_generation, exists (select 1 from identity_rescores), identity_max_emails
+    generation, queued, resolved_under, linked = conn.execute(
+        """select identity_generation, exists (select 1 from identity_rescores), identity_max_emails,
+                  exists (select 1 from identity_links)
            from pipeline_state"""
     ).fetchone()
     most = get_settings().max_emails_per_id
-    if not queued and resolved_under in (None, most):
-        return ""  # never resolved: the first dedup does it
+    # Never resolved with no links: an empty database, whose first dedup resolves. With links (a database from
+    # before migration 0013), or another setting, a micro-batch resolves them now.
+    if not queued and (resolved_under == most or (resolved_under is None and not linked)):
+        return ""
     return f"{generation}-{most}"
