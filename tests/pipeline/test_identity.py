@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from leadscore_pipeline.ingest.csv_batches import land_csv
 from leadscore_pipeline.microbatch import run_all_steps
 from leadscore_pipeline.refresh import Scope
+from leadscore_pipeline.sensors import new_deliveries_sensor
 from leadscore_pipeline.settings import get_settings
 from tests.frozen import NOW
 from tests.pipeline.helpers import assert_serving_tables_exact, event, land, scores
+from tests.settings_env import settings_env
 
 AS_OF = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -130,3 +132,27 @@ def test_the_original_sample_shape_collapses_nothing(conn):
     assert sorted(key for key in leads if key.startswith("id:")) == sorted(f"id:lead-{n}" for n in range(20))
     assert conn.execute("select count(*) from lead_aliases").fetchone() == (0,)
     assert max(leads.values()) < 100  # nobody collects the whole file's points
+
+
+def test_the_sensor_starts_a_microbatch_for_queued_leads_and_for_a_new_merge_protection(conn, tick):
+    land(
+        conn,
+        by_id("c1", "PURCHASE", "2026-11-01T10:00:00Z", "crm-7"),
+        event("c2", "EMAIL_OPEN", "2026-11-02T10:00:00Z", email="a@x.io", lead_id="crm-7"),
+        event("c3", "EMAIL_OPEN", "2026-11-03T10:00:00Z", email="b@x.io", lead_id="crm-7"),
+    )
+    microbatch(conn)
+    assert not tick(new_deliveries_sensor).run_requests
+    # Allowed two emails per id, crm-7 joins a@x.io and b@x.io: nothing new landed, yet a micro-batch is due.
+    with settings_env(LEADSCORE_MAX_EMAILS_PER_ID="2"):
+        [request] = tick(new_deliveries_sensor).run_requests
+        assert request.run_key.startswith("identity-")
+        microbatch(conn)
+        assert scores(conn) == {"a@x.io": 120}
+        assert not tick(new_deliveries_sensor).run_requests
+    # Back to one: the id is ambiguous again, and the lead splits as if it had never been joined.
+    [request] = tick(new_deliveries_sensor).run_requests
+    microbatch(conn)
+    assert scores(conn) == {"a@x.io": 10, "b@x.io": 10, "id:crm-7": 100}
+    assert served(conn) == {"a@x.io": 10, "b@x.io": 10, "id:crm-7": 100}
+    assert_serving_tables_exact(conn)
