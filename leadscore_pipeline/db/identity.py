@@ -32,6 +32,7 @@ from leadscore_pipeline.settings import get_settings
 
 _LINKS = ", ".join(LINK_SCHEMA)
 ALIAS_BUCKETS_SCHEMA = {**ALIAS_SCHEMA, "identity_bucket": pl.Int16, "lead_bucket": pl.Int16}
+GLOBAL_RESOLVE_KEYS = 50_000
 
 
 def _links(conn: psycopg.Connection, where: str, params: dict | None = None) -> pl.DataFrame:
@@ -123,7 +124,8 @@ def resolve_again(
     most = get_settings().max_emails_per_id
     lock(conn, [IDENTITY_LOCK])
     (resolved_under,) = conn.execute("select identity_max_emails from pipeline_state").fetchone()
-    if resolved_under != most:
+    # Past this many changed keys (a first import) one pass over every link beats walking out from each.
+    if resolved_under != most or len(emails) + len(ids) > GLOBAL_RESOLVE_KEYS:
         links = _links(conn, "true")
         fresh = resolve_aliases(links, most)
         stored = read_frame(conn, "select identity_key, lead_key from lead_aliases", ALIAS_SCHEMA)
