@@ -56,7 +56,7 @@ DELIVERY_SCHEMA = {
 _DELIVERY_COLUMNS = ", ".join(
     "md5(r.metadata::text) as metadata" if name == "metadata" else f"r.{name}" for name in DELIVERY_SCHEMA
 )
-RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
+RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean, "max_per_day": pl.Int64}
 # What the decay step copies from lead_scores into current_scores, the one table the leaderboard and lead list read.
 LEAD_SCORE_SCHEMA = {
     "lead_key": pl.String,
@@ -501,7 +501,7 @@ def _scored(
     conn: psycopg.Connection, events: pl.DataFrame, params: ScoringParams, rules_version: int, through: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The leads of `events` scored under the current rules, and their score history."""
-    rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
+    rules = read_frame(conn, f"select {', '.join(RULES_SCHEMA)} from rules", RULES_SCHEMA)
     scored = score_leads(events.lazy(), rules.lazy(), params)
     leads = scored.leads.with_columns(rules_version=pl.lit(rules_version), scored_seq=pl.lit(through))
     return leads, scored.history

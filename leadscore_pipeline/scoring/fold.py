@@ -23,8 +23,11 @@ HISTORY_SCHEMA = pl.Schema(
         "decay": pl.Int64(),
         "change": pl.Int64(),
         "score_after": pl.Int64(),
+        "note": pl.String(),
     }
 )
+# The history's note on an event that a rule's daily limit left without points.
+DAILY_LIMIT_NOTE = "daily limit reached"
 
 
 class ClampAdd(NamedTuple):
@@ -68,18 +71,28 @@ def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringPara
     """One row per event with the points, decay, change and score after it, per SPEC §4.
 
     `events`: lead_key, event_id, event_type, event_time (deduplicated); `rules`: event_type, points,
-    active (one row per event_type). The result is sorted by (lead_key, event_time, event_id).
+    active and optionally max_per_day (one row per event_type; a null limit is none). The result is sorted by
+    (lead_key, event_time, event_id).
+
+    A daily limit k is a rank within (lead, event type, UTC day) in event order, taken before the scan: events
+    past the k-th score 0 and carry DAILY_LIMIT_NOTE. It depends only on the lead's own events, so a lead
+    scored from its whole history gets the same ranks in a micro-batch as in a replay.
 
     Each event is the clamp-add map "decay since the previous event, then add its points"; the score
     after event i is the composition of the lead's maps up to i applied to 0, computed for all rows at
     once by a Hillis-Steele doubling scan (ceil(log2(largest lead's event count)) passes).
     """
+    limit = pl.col("max_per_day") if "max_per_day" in rules.collect_schema() else pl.lit(None)
     active_points = rules.select(
         "event_type",
         points=pl.when(pl.col("active")).then(pl.col("points")).otherwise(0).cast(pl.Int64),
+        # An inactive rule gives no points, so it has nothing to limit.
+        max_per_day=pl.when(pl.col("active")).then(limit).cast(pl.Int64),
     )
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     starts_lead = pl.col("lead_key").ne_missing(pl.col("lead_key").shift(1))
+    # In frame order, which is event order within a lead: 0 for the lead's first event of the type that day.
+    rank_that_day = pl.int_range(pl.len(), dtype=pl.Int64).over("lead_key", "event_type", "day")
     ordered = (
         events.select("lead_key", "event_id", "event_type", "event_time")
         .join(active_points, on="event_type", how="left", validate="m:1")
@@ -89,6 +102,11 @@ def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringPara
             # Index of the event within its lead: row i-d is the same lead exactly when position >= d.
             position=row - pl.when(starts_lead).then(row).forward_fill(),
             day=_utc_day(pl.col("event_time")),
+        )
+        .with_columns(limited=(rank_that_day >= pl.col("max_per_day")).fill_null(False))
+        .with_columns(
+            points=pl.when(pl.col("limited")).then(0).otherwise(pl.col("points")),
+            note=pl.when(pl.col("limited")).then(pl.lit(DAILY_LIMIT_NOTE)),
         )
         .with_columns(
             steps=pl.when(pl.col("position") > 0)
@@ -178,3 +196,4 @@ def tier(score: pl.Expr, thresholds: TierThresholds) -> pl.Expr:
         .when(score.is_not_null())
         .then(pl.lit("cold"))
     )
+
