@@ -161,12 +161,17 @@ class HistoryRow(BaseModel):
     decay: int
     change: int
     score_after: int
+    note: str | None = Field(None, description='why the event scored 0 when its rule has points: "daily limit reached"')
 
 
 class LeadHistory(BaseModel):
     lead_key: str
     total: int
     history: list[HistoryRow]
+    until: datetime | None = Field(None, description="the `until` asked for: only events at or before it")
+    score_at_until: int | None = Field(
+        None, description="with `until`: the lead's score then (its last score_after by then, decayed to `until`)"
+    )
 
 
 class QuarantinedDelivery(BaseModel):
