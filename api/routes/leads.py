@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api import reads
-from api.deps import OffsetQuery, ReaderDep
+from api.deps import OffsetQuery, ReaderDep, SettingsDep
 from api.errors import field_error
 from api.schemas import READ_ERRORS, LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier, error_responses
+from leadscore_pipeline.scoring.fold import score_at, tier_of, utc_day_of
 
 router = APIRouter(prefix="/api", tags=["leads"], responses=READ_ERRORS)
 
@@ -34,9 +36,38 @@ def stored_lead_key(raw: str) -> str:
     return raw if raw.startswith("id:") else raw.strip().lower()
 
 
+def _moment(description: str) -> object:
+    return Query(
+        description=f"{description}; ISO-8601, no offset means UTC (send `+` in an offset as %2B)",
+        examples=["2026-11-01T00:00:00Z"],
+    )
+
+
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first moment a datetime holds
+        raise field_error(422, f"query.{name}", "is out of range once moved to UTC") from None
+
+
 @router.get("/leaderboard", response_model=Leaderboard)
-async def leaderboard(conn: ReaderDep, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
-    return await reads.leaderboard(conn, limit)
+async def leaderboard(
+    conn: ReaderDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    as_of: Annotated[
+        datetime | None,
+        _moment("the leaderboard as it was then: each lead's score after its last event by then, decayed to then"),
+    ] = None,
+) -> dict:
+    moment = _utc(as_of, "as_of")
+    if moment is None:
+        return await reads.leaderboard(conn, limit)
+    rows = await reads.leaderboard_as_of(conn, limit, moment, utc_day_of(moment), settings.scoring)
+    leads = [{**row, "tier": tier_of(row["score"], settings.tiers), "rank": n} for n, row in enumerate(rows, 1)]
+    return {"as_of": moment, "leads": leads}
 
 
 @router.get("/leads", response_model=LeadPage)
@@ -61,21 +92,43 @@ async def list_leads(
 
 
 @router.get("/leads/{lead_key}", response_model=LeadDetail, responses=error_responses(404))
-async def lead_detail(lead_key: str, conn: ReaderDep) -> dict:
-    lead = await reads.lead_detail(conn, stored_lead_key(lead_key))
+async def lead_detail(
+    lead_key: str,
+    conn: ReaderDep,
+    settings: SettingsDep,
+    as_of: Annotated[
+        datetime | None, _moment("the lead as it was then: the fold of its events by then, decayed")
+    ] = None,
+) -> dict:
+    moment = _utc(as_of, "as_of")
+    if moment is None:
+        lead = await reads.lead_detail(conn, stored_lead_key(lead_key))
+        if lead is None:
+            raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
+        return lead
+    lead = await reads.lead_as_of(conn, stored_lead_key(lead_key), moment)
     if lead is None:
-        raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
-    return lead
+        raise field_error(404, "as_of", f"no scored event of lead {lead_key!r} at or before {moment.isoformat()}")
+    score = score_at(lead["score_at_last_event"], lead["last_event_at"], moment, settings.scoring)
+    return {**lead, "score": score, "tier": tier_of(score, settings.tiers), "as_of": moment}
 
 
 @router.get("/leads/{lead_key}/history", response_model=LeadHistory, responses=error_responses(404))
 async def lead_history(
     lead_key: str,
     conn: ReaderDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: OffsetQuery = 0,
+    until: Annotated[datetime | None, _moment("only the events at or before this moment, and the score then")] = None,
 ) -> dict:
-    history = await reads.lead_history(conn, stored_lead_key(lead_key), limit, offset)
+    moment = _utc(until, "until")
+    history = await reads.lead_history(conn, stored_lead_key(lead_key), limit, offset, moment)
     if history is None:
-        raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
+        field, after = ("lead_key", "") if moment is None else ("until", f" at or before {moment.isoformat()}")
+        raise field_error(404, field, f"no scored event of lead {lead_key!r}{after}")
+    if moment is not None:
+        last = await reads.last_scored_by(conn, stored_lead_key(lead_key), moment)
+        score = score_at(last["score_at_last_event"], last["last_event_at"], moment, settings.scoring)
+        history |= {"until": moment, "score_at_until": score}
     return history

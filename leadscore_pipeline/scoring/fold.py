@@ -178,9 +178,7 @@ def current_score(
 
     A naive `as_of` is taken as UTC; a null input gives a null score.
     """
-    as_of_utc = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of
-    as_of_day = (as_of_utc - _EPOCH) // timedelta(days=1)
-    steps = _decay_steps(_utc_day(last_event_at), pl.lit(as_of_day, pl.Int64), params)
+    steps = _decay_steps(_utc_day(last_event_at), pl.lit(utc_day_of(as_of), pl.Int64), params)
     return (score_at_last_event - params.decay_points * steps).clip(lower_bound=params.floor)
 
 
@@ -197,3 +195,17 @@ def tier(score: pl.Expr, thresholds: TierThresholds) -> pl.Expr:
         .then(pl.lit("cold"))
     )
 
+
+def score_at(score_at_last_event: int, last_event_at: datetime, as_of: datetime, params: ScoringParams) -> int:
+    """current_score for one lead (a read of one lead's score at a moment), by the same expression."""
+    return pl.select(current_score(pl.lit(score_at_last_event, pl.Int64), pl.lit(last_event_at), as_of, params)).item()
+
+
+def tier_of(score: int, thresholds: TierThresholds) -> str:
+    return pl.select(tier(pl.lit(score, pl.Int64), thresholds)).item()
+
+
+def utc_day_of(moment: datetime) -> int:
+    """utc_day of SPEC §4 for one moment (a naive one taken as UTC)."""
+    moment_utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return (moment_utc - _EPOCH) // timedelta(days=1)
