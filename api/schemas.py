@@ -19,14 +19,14 @@ from leadscore_pipeline.ingest.validate import (
 Tier = Literal["cold", "warm", "hot", "qualified"]
 
 
-def _no_coercion_to_int(value: Any) -> Any:
+def no_coercion_to_int(value: Any) -> Any:
     if isinstance(value, bool | str):  # lax pydantic would take true as 1 and "7" as 7
         raise ValueError(f"must be a JSON integer, not {'a boolean' if isinstance(value, bool) else 'a string'}")
     return value
 
 
 # JSON Schema's integer, exactly: 7 and 7.0 are integers; 7.5, true and "7" are not.
-JsonInt = Annotated[int, BeforeValidator(_no_coercion_to_int)]
+JsonInt = Annotated[int, BeforeValidator(no_coercion_to_int)]
 
 
 class ErrorItem(BaseModel):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 
 from api import reads
 from api.deps import OffsetQuery, ReaderDep, SettingsDep
@@ -36,6 +38,16 @@ def stored_lead_key(raw: str) -> str:
     return raw if raw.startswith("id:") else raw.strip().lower()
 
 
+def _iso_only(value: object) -> object:
+    # Lax pydantic reads a number as Unix seconds; the documented form is an ISO-8601 date-time.
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.eE+-]*\s*", value):
+        raise ValueError("must be an ISO-8601 date-time such as 2026-11-01T00:00:00Z, not a number")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
 def _moment(description: str) -> object:
     return Query(
         description=f"{description}; ISO-8601, no offset means UTC (send `+` in an offset as %2B)",
@@ -58,7 +70,7 @@ async def leaderboard(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     as_of: Annotated[
-        datetime | None,
+        Moment | None,
         _moment("the leaderboard as it was then: each lead's score after its last event by then, decayed to then"),
     ] = None,
 ) -> dict:
@@ -96,9 +108,7 @@ async def lead_detail(
     lead_key: str,
     conn: ReaderDep,
     settings: SettingsDep,
-    as_of: Annotated[
-        datetime | None, _moment("the lead as it was then: the fold of its events by then, decayed")
-    ] = None,
+    as_of: Annotated[Moment | None, _moment("the lead as it was then: the fold of its events by then, decayed")] = None,
 ) -> dict:
     moment = _utc(as_of, "as_of")
     if moment is None:
@@ -120,7 +130,7 @@ async def lead_history(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: OffsetQuery = 0,
-    until: Annotated[datetime | None, _moment("only the events at or before this moment, and the score then")] = None,
+    until: Annotated[Moment | None, _moment("only the events at or before this moment, and the score then")] = None,
 ) -> dict:
     moment = _utc(until, "until")
     history = await reads.lead_history(conn, stored_lead_key(lead_key), limit, offset, moment)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from sqlalchemy import text
 
 from api import reads
@@ -16,7 +16,7 @@ from api.auth import READ_GUARDS, AdminDep
 from api.deps import ConnDep, OffsetQuery
 from api.errors import field_error
 from api.previews import PreviewJobs
-from api.schemas import ADMIN_ERRORS, READ_ERRORS, JsonInt, error_responses
+from api.schemas import ADMIN_ERRORS, READ_ERRORS, JsonInt, error_responses, no_coercion_to_int
 from leadscore_pipeline.rules import (
     RULE_FIELDS,
     lock_rules,
@@ -34,18 +34,26 @@ EventTypePath = Annotated[
     str,
     Path(description="an event type; upper-cased", json_schema_extra={"pattern": EVENT_TYPE_PATTERN}),
 ]
-VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="a rule version number")]
-# Postgres text holds no NUL; a note is the user's words, kept as given.
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="a rule version number", examples=[2])]
+
+
+def _storable(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must not contain lone surrogates (U+D800-U+DFFF): they are no characters") from None
+    return value
+
+
+# Postgres text holds no NUL nor lone surrogates; a note is the user's words, kept as given.
 Note = Annotated[
-    str | None,
-    Field(None, max_length=500, pattern=r"^[^\x00]*$", description="why: kept with the version", examples=["Q4"]),
+    Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$"), AfterValidator(_storable)] | None,
+    Field(description="why: kept with the version", examples=["Q4 scoring review"]),
 ]
 MaxPerDay = Annotated[
-    JsonInt | None,
+    Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(no_coercion_to_int)] | None,
     Field(
-        None,
-        ge=1,
-        le=1_000_000,
         description="points from at most this many events of the type per lead per UTC day (in event order); "
         "later ones score 0. Absent or null: no limit",
     ),

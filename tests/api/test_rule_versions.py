@@ -125,6 +125,12 @@ def test_a_bad_rule_set_is_422_naming_the_field(admin_client, body, field):
     assert len(versions(admin_client)) == 1
 
 
+def test_a_note_with_a_lone_surrogate_is_422(admin_client):
+    raw = '{"rules": [], "note": "half \\ud800 a pair"}'  # JSON may escape one; no client library sends it raw
+    response = admin_client.put("/api/rules", content=raw, headers={**ADMIN, "content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "body.note"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [({"points": 1, "max_per_day": 0}, "body.max_per_day"), ({"points": 1, "note": "\x00"}, "body.note")],

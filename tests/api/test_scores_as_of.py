@@ -60,7 +60,13 @@ def test_before_the_first_event_there_is_no_score(client, history):
 
 @pytest.mark.parametrize(
     ("parameter", "value"),
-    [("as_of", "yesterday"), ("as_of", "2026-13-01T00:00:00Z"), ("as_of", "0001-01-01T00:00:00+01:00")],
+    [
+        ("as_of", "yesterday"),
+        ("as_of", "2026-13-01T00:00:00Z"),
+        ("as_of", "0001-01-01T00:00:00+01:00"),
+        ("as_of", "0.5"),
+        ("as_of", "1764000000"),
+    ],
 )
 def test_a_bad_moment_is_422_naming_it(client, history, parameter, value):
     for path in ("/api/leads/ann@acme.io", "/api/leaderboard"):
