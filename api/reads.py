@@ -340,6 +340,18 @@ async def lead_history(
     return {"lead_key": lead_key, "total": total, "history": rows}
 
 
+async def recent_scores(conn: AsyncConnection, lead_key: str, until: datetime, limit: int) -> list[dict[str, Any]]:
+    """The lead's latest `limit` history rows at or before `until` (event_time, score_after), oldest first."""
+    rows = await _rows(
+        conn,
+        f"""select event_time, score_after from score_history
+            where lead_key = %(lead_key)s and {_OF_ITS_BUCKET} and event_time <= %(until)s
+            order by event_time desc, event_id desc limit %(limit)s""",
+        {"lead_key": lead_key, "until": until, "limit": limit},
+    )
+    return rows[::-1]
+
+
 async def last_scored_by(conn: AsyncConnection, lead_key: str, as_of: datetime) -> dict[str, Any] | None:
     """The lead's score after its last event at or before `as_of`, and that event's time: one probe of the primary
     key, read backwards from `as_of`."""

@@ -174,6 +174,20 @@ class LeadHistory(BaseModel):
     )
 
 
+class CurvePoint(BaseModel):
+    at: datetime
+    score: int
+    kind: Literal["event", "decay"] = Field(description="after an event, or a UTC midnight's decay step")
+
+
+class ScoreCurve(BaseModel):
+    lead_key: str
+    as_of: datetime = Field(description="the curve runs to here: `until`, or now")
+    truncated: bool = Field(description="true when only the latest events are drawn (see `events`)")
+    events: int = Field(description="events drawn")
+    points: list[CurvePoint]
+
+
 class QuarantinedDelivery(BaseModel):
     seq: int
     event_id: str

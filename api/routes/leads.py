@@ -7,13 +7,25 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
+import polars as pl
 from fastapi import APIRouter, Query
 from pydantic import BeforeValidator
 
 from api import reads
 from api.deps import OffsetQuery, ReaderDep, SettingsDep
 from api.errors import field_error
-from api.schemas import READ_ERRORS, LeadDetail, Leaderboard, LeadHistory, LeadPage, Tier, error_responses
+from api.schemas import (
+    READ_ERRORS,
+    LeadDetail,
+    Leaderboard,
+    LeadHistory,
+    LeadPage,
+    ScoreCurve,
+    Tier,
+    error_responses,
+)
+from leadscore_pipeline import clock
+from leadscore_pipeline.scoring.curve import score_curve
 from leadscore_pipeline.scoring.fold import score_at, tier_of, utc_day_of
 
 router = APIRouter(prefix="/api", tags=["leads"], responses=READ_ERRORS)
@@ -142,3 +154,31 @@ async def lead_history(
         score = score_at(last["score_at_last_event"], last["last_event_at"], moment, settings.scoring)
         history |= {"until": moment, "score_at_until": score}
     return history
+
+
+# Events a curve draws at most: the latest ones (a chart holds no more, and the read stays one index range).
+CURVE_EVENTS = 1000
+
+
+@router.get("/leads/{lead_key}/curve", response_model=ScoreCurve, responses=error_responses(404))
+async def lead_curve(
+    lead_key: str,
+    conn: ReaderDep,
+    settings: SettingsDep,
+    until: Annotated[Moment | None, _moment("draw up to this moment (default: now)")] = None,
+) -> dict:
+    """The lead's score over time, to draw: after each event, and at each UTC midnight that decays it."""
+    moment = _utc(until, "until") or clock.utc_now()
+    rows = await reads.recent_scores(conn, stored_lead_key(lead_key), moment, CURVE_EVENTS + 1)
+    if not rows:
+        raise field_error(404, "lead_key", f"no scored event of lead {lead_key!r} at or before {moment.isoformat()}")
+    drawn = rows[-CURVE_EVENTS:]
+    history = pl.DataFrame(drawn, schema={"event_time": pl.Datetime("us", "UTC"), "score_after": pl.Int64})
+    curve = score_curve(history, moment, settings.scoring)
+    return {
+        "lead_key": stored_lead_key(lead_key),
+        "as_of": moment,
+        "truncated": len(rows) > CURVE_EVENTS,
+        "events": len(drawn),
+        "points": curve.to_dicts(),
+    }

@@ -43,6 +43,7 @@ def test_every_error_status_is_documented_with_the_api_error_shape(document):
         ("GET /api/events/{event_id}", {"200", "400", "401", "404", "422", "429", "503"}),
         ("GET /api/leads/{lead_key}", {"200", "400", "401", "404", "422", "429", "503"}),
         ("GET /api/leads/{lead_key}/history", {"200", "400", "401", "404", "422", "429", "503"}),
+        ("GET /api/leads/{lead_key}/curve", {"200", "400", "401", "404", "422", "429", "503"}),
         ("GET /api/rules/{event_type}", {"200", "400", "401", "404", "422", "429", "503"}),
         ("PUT /api/rules/{event_type}", {"200", "400", "401", "403", "413", "415", "422", "503"}),
         ("DELETE /api/rules/{event_type}", {"200", "400", "401", "403", "404", "415", "422", "503"}),

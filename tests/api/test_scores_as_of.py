@@ -103,3 +103,20 @@ def test_as_of_now_is_the_served_leaderboard(client, history):
     served = client.get("/api/leaderboard").json()
     now = client.get("/api/leaderboard", params={"as_of": served["as_of"]}).json()
     assert [(r["lead_key"], r["score"]) for r in now["leads"]] == [(r["lead_key"], r["score"]) for r in served["leads"]]
+
+
+def test_the_curve_steps_down_at_midnights_and_up_at_events(client, history):
+    body = client.get("/api/leads/ann@acme.io/curve", params={"until": "2026-10-21T00:00:00Z"}).json()
+    assert (body["events"], body["truncated"], body["as_of"]) == (2, False, "2026-10-21T00:00:00Z")
+    points = [(p["at"], p["score"], p["kind"]) for p in body["points"]]
+    assert points[:3] == [
+        ("2026-09-01T10:00:00Z", 100, "event"),
+        ("2026-10-02T00:00:00Z", 95, "decay"),
+        ("2026-10-03T00:00:00Z", 90, "decay"),
+    ]
+    assert points[-2:] == [("2026-10-20T00:00:00Z", 5, "decay"), ("2026-10-20T10:00:00Z", 55, "event")]
+    # Every point is the lead's score at that moment.
+    for moment, score, _ in points[::4]:
+        assert client.get("/api/leads/ann@acme.io", params={"as_of": moment}).json()["score"] == score
+    missing = client.get("/api/leads/nobody@acme.io/curve")
+    assert missing.status_code == 404 and missing.json()["detail"][0]["field"] == "lead_key"
