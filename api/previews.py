@@ -41,6 +41,7 @@ class PreviewJobs:
         self._url = libpq_url(database_url)
         self._jobs: dict[str, _Preview] = {}
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         # One at a time: a preview holds a chunk of buckets in memory, as a rebuild step does.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules-preview")
 
@@ -60,6 +61,8 @@ class PreviewJobs:
             return None if job is None else {name: getattr(job, name) for name in _Preview.__annotations__}
 
     def close(self) -> None:
+        # A preview under way stops at its next chunk, so shutting down waits for a chunk at most.
+        self._closing.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _forget_old(self) -> None:
@@ -71,6 +74,8 @@ class PreviewJobs:
         settings = get_settings()
 
         def progress(done: int, total: int) -> None:
+            if self._closing.is_set():
+                raise RuntimeError("the API is shutting down")
             with self._lock:
                 job.state, job.buckets_done, job.buckets_total = "running", done, total
 
