@@ -67,6 +67,22 @@ def _decay_steps(previous_day: pl.Expr, day: pl.Expr, params: ScoringParams) -> 
     return (day - previous_day - params.inactivity_days).clip(lower_bound=0)
 
 
+def _rank_that_day(ordered: pl.DataFrame) -> pl.Series:
+    """For events in (lead_key, event_time) order with their `position` in the lead and UTC `day`: how many of the
+    lead's events of the same type came before on that day (0 for the first). A (lead, day) is a run of rows, so
+    one sort of (run, type, row) brings each type's events of the run together, in event order: a window over
+    three keys took about eight times as long."""
+    idx = pl.int_range(pl.len(), dtype=pl.Int64)
+    new_run = (pl.col("position") == 0) | (pl.col("day") != pl.col("day").shift(1))
+    keyed = ordered.select(pl.col("event_type"), row=idx, run=new_run.fill_null(True).cum_sum())
+    starts = (pl.col("run") != pl.col("run").shift(1)) | (pl.col("event_type") != pl.col("event_type").shift(1))
+    return (
+        keyed.sort("run", "event_type", "row")
+        .with_columns(rank=idx - pl.when(starts.fill_null(True)).then(idx).forward_fill())
+        .sort("row")["rank"]
+    )
+
+
 def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringParams) -> pl.LazyFrame:
     """One row per event with the points, decay, change and score after it, per SPEC §4.
 
@@ -91,8 +107,6 @@ def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringPara
     )
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     starts_lead = pl.col("lead_key").ne_missing(pl.col("lead_key").shift(1))
-    # In frame order, which is event order within a lead: 0 for the lead's first event of the type that day.
-    rank_that_day = pl.int_range(pl.len(), dtype=pl.Int64).over("lead_key", "event_type", "day")
     ordered = (
         events.select("lead_key", "event_id", "event_type", "event_time")
         .join(active_points, on="event_type", how="left", validate="m:1")
@@ -103,11 +117,6 @@ def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringPara
             position=row - pl.when(starts_lead).then(row).forward_fill(),
             day=_utc_day(pl.col("event_time")),
         )
-        .with_columns(limited=(rank_that_day >= pl.col("max_per_day")).fill_null(False))
-        .with_columns(
-            points=pl.when(pl.col("limited")).then(0).otherwise(pl.col("points")),
-            note=pl.when(pl.col("limited")).then(pl.lit(DAILY_LIMIT_NOTE)),
-        )
         .with_columns(
             steps=pl.when(pl.col("position") > 0)
             .then(_decay_steps(pl.col("day").shift(1), pl.col("day"), params))
@@ -115,6 +124,15 @@ def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringPara
         )
         # The number of scan passes depends on the data, so the prepared frame is materialized once here.
         .collect()
+    )
+    limited = (
+        (_rank_that_day(ordered) >= ordered["max_per_day"]).fill_null(False)
+        if ordered["max_per_day"].is_not_null().any()
+        else pl.repeat(False, ordered.height, eager=True)
+    )
+    ordered = ordered.with_columns(
+        points=pl.when(limited).then(0).otherwise(pl.col("points")),
+        note=pl.when(limited).then(pl.lit(DAILY_LIMIT_NOTE)),
     )
     largest_lead = 0 if ordered.height == 0 else int(ordered["position"].max()) + 1
 
