@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from api.errors import field_error
 from leadscore_pipeline import clock
 from leadscore_pipeline.db.urls import libpq_url
@@ -80,10 +78,9 @@ class PreviewJobs:
                 job.state, job.buckets_done, job.buckets_total = "running", done, total
 
         try:
-            with psycopg.connect(self._url, autocommit=True) as conn:
-                result = preview_rules(
-                    conn, draft_rules_frame(rules), job.started_at, settings.scoring, settings.tiers, progress
-                )
+            result = preview_rules(
+                self._url, draft_rules_frame(rules), job.started_at, settings.scoring, settings.tiers, progress
+            )
             with self._lock:
                 job.state, job.result = "succeeded", result
         except Exception as exc:  # the poller learns why; the API goes on

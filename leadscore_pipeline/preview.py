@@ -4,6 +4,7 @@ the pure fold of scoring/; nothing is written."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import polars as pl
@@ -35,8 +36,22 @@ def draft_rules_frame(rules: list[dict]) -> pl.LazyFrame:
     return pl.LazyFrame([{name: rule.get(name) for name in RULES_SCHEMA} for rule in rules], schema=RULES_SCHEMA)
 
 
+def _chunk_rows(conn: psycopg.Connection, chunk: tuple[int, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The clean events and stored scores of a chunk of buckets, in a read-only snapshot of their own: a long
+    preview holds no partition's lock for longer than a chunk (a replay's swap would wait for it)."""
+    with conn.transaction():
+        conn.execute("set transaction isolation level repeatable read, read only")
+        events = read_frame(
+            conn, f"select {', '.join(EVENT_SCHEMA)} from {bucket_rows('clean_events', chunk)}", EVENT_SCHEMA
+        )
+        stored = read_frame(
+            conn, f"select {', '.join(STORED_SCHEMA)} from {bucket_rows('lead_scores', chunk)}", STORED_SCHEMA
+        )
+    return events, stored
+
+
 def preview_rules(
-    conn: psycopg.Connection,
+    url: str,
     draft: pl.LazyFrame,
     as_of: datetime,
     params: ScoringParams,
@@ -44,29 +59,31 @@ def preview_rules(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> dict:
     """The summary of what `draft` would make of every lead's score at `as_of`, against its stored score then.
-    `conn` is autocommit; each chunk is read in a read-only snapshot of its own, so a long preview holds no
-    partition's lock for longer than a chunk (a replay's swap would wait for it)."""
-    with conn.transaction():
-        conn.execute("set transaction isolation level repeatable read, read only")
-        current = read_frame(conn, f"select {', '.join(RULES_SCHEMA)} from rules", RULES_SCHEMA)
-        (rules_version,) = conn.execute("select rules_version from pipeline_state").fetchone()
-    changed = changed_types(current.lazy(), draft).collect().lazy()
-    chunks = bucket_chunks(conn, ALL_BUCKETS)
-    parts: list[PreviewPart] = []
-    progress(0, len(ALL_BUCKETS))
-    done = 0
-    for chunk in chunks:
+
+    A second connection reads the next chunk while this one's is folded (the read waits on Postgres, the fold on
+    Polars): at most two chunks are in memory at once."""
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        psycopg.connect(url, autocommit=True) as ahead,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview-read") as reader,
+    ):
         with conn.transaction():
             conn.execute("set transaction isolation level repeatable read, read only")
-            events = read_frame(
-                conn, f"select {', '.join(EVENT_SCHEMA)} from {bucket_rows('clean_events', chunk)}", EVENT_SCHEMA
-            )
-            stored = read_frame(
-                conn, f"select {', '.join(STORED_SCHEMA)} from {bucket_rows('lead_scores', chunk)}", STORED_SCHEMA
-            )
-        moves = lead_moves(events.lazy(), draft, stored.lazy(), changed, rules_version, as_of, params, tiers)
-        parts.append(PreviewPart.of(moves))
-        del events, stored
-        done += len(chunk)
-        progress(done, len(ALL_BUCKETS))
+            current = read_frame(conn, f"select {', '.join(RULES_SCHEMA)} from rules", RULES_SCHEMA)
+            (rules_version,) = conn.execute("select rules_version from pipeline_state").fetchone()
+        changed = changed_types(current.lazy(), draft).collect().lazy()
+        chunks = bucket_chunks(conn, ALL_BUCKETS)
+        parts: list[PreviewPart] = []
+        progress(0, len(ALL_BUCKETS))
+        done = 0
+        pending = reader.submit(_chunk_rows, ahead, chunks[0])
+        for index, chunk in enumerate(chunks):
+            events, stored = pending.result()
+            if index + 1 < len(chunks):
+                pending = reader.submit(_chunk_rows, ahead, chunks[index + 1])
+            moves = lead_moves(events.lazy(), draft, stored.lazy(), changed, rules_version, as_of, params, tiers)
+            parts.append(PreviewPart.of(moves))
+            del events, stored, moves
+            done += len(chunk)
+            progress(done, len(ALL_BUCKETS))
     return {"as_of": as_of, **preview_summary(PreviewPart.combined(parts), TIER_NAMES)}
