@@ -36,18 +36,27 @@ def draft_rules_frame(rules: list[dict]) -> pl.LazyFrame:
     return pl.LazyFrame([{name: rule.get(name) for name in RULES_SCHEMA} for rule in rules], schema=RULES_SCHEMA)
 
 
-def _chunk_rows(conn: psycopg.Connection, chunk: tuple[int, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The clean events and stored scores of a chunk of buckets, in a read-only snapshot of their own: a long
-    preview holds no partition's lock for longer than a chunk (a replay's swap would wait for it)."""
+def _chunk_rows(
+    conn: psycopg.Connection, chunk: tuple[int, ...], changed: list[str], rules_version: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The stored scores of a chunk of buckets, and the clean events of the leads among them the draft can score
+    otherwise: with an event of a `changed` type, scored under older rules, or not scored yet (lead_moves keeps
+    the others' stored scores). Read in a read-only snapshot of their own: a long preview holds no partition's
+    lock for longer than a chunk (a replay's swap would wait for it)."""
+    events, scores = bucket_rows("clean_events", chunk), bucket_rows("lead_scores", chunk)
     with conn.transaction():
         conn.execute("set transaction isolation level repeatable read, read only")
-        events = read_frame(
-            conn, f"select {', '.join(EVENT_SCHEMA)} from {bucket_rows('clean_events', chunk)}", EVENT_SCHEMA
+        stored = read_frame(conn, f"select {', '.join(STORED_SCHEMA)} from {scores}", STORED_SCHEMA)
+        refolded = read_frame(
+            conn,
+            f"""select {", ".join(EVENT_SCHEMA)} from {events} where lead_key in (
+                    select lead_key from {events} where event_type = any({{changed}}::text[])
+                    union select lead_key from {scores} where rules_version <> {{rules_version}}
+                    union (select lead_key from {events} except select lead_key from {scores}))""",
+            EVENT_SCHEMA,
+            {"changed": changed, "rules_version": rules_version},
         )
-        stored = read_frame(
-            conn, f"select {', '.join(STORED_SCHEMA)} from {bucket_rows('lead_scores', chunk)}", STORED_SCHEMA
-        )
-    return events, stored
+    return refolded, stored
 
 
 def preview_rules(
@@ -71,17 +80,18 @@ def preview_rules(
             conn.execute("set transaction isolation level repeatable read, read only")
             current = read_frame(conn, f"select {', '.join(RULES_SCHEMA)} from rules", RULES_SCHEMA)
             (rules_version,) = conn.execute("select rules_version from pipeline_state").fetchone()
-        changed = changed_types(current.lazy(), draft).collect().lazy()
+        changed = changed_types(current.lazy(), draft).collect()
         chunks = bucket_chunks(conn, ALL_BUCKETS)
         parts: list[PreviewPart] = []
         progress(0, len(ALL_BUCKETS))
         done = 0
-        pending = reader.submit(_chunk_rows, ahead, chunks[0])
+        types = changed["event_type"].to_list()
+        pending = reader.submit(_chunk_rows, ahead, chunks[0], types, rules_version)
         for index, chunk in enumerate(chunks):
             events, stored = pending.result()
             if index + 1 < len(chunks):
-                pending = reader.submit(_chunk_rows, ahead, chunks[index + 1])
-            moves = lead_moves(events.lazy(), draft, stored.lazy(), changed, rules_version, as_of, params, tiers)
+                pending = reader.submit(_chunk_rows, ahead, chunks[index + 1], types, rules_version)
+            moves = lead_moves(events.lazy(), draft, stored.lazy(), changed.lazy(), rules_version, as_of, params, tiers)
             parts.append(PreviewPart.of(moves))
             del events, stored, moves
             done += len(chunk)

@@ -47,28 +47,26 @@ def lead_moves(
     params: ScoringParams,
     tiers: TierThresholds,
 ) -> pl.LazyFrame:
-    """Per lead of `events`: score_before and tier_before (its stored score decayed to `as_of`), score_after and
+    """Per lead: score_before and tier_before (its stored score decayed to `as_of`), score_after and
     tier_after (the fold of its events under `draft_rules`, decayed to `as_of`) and the change.
 
-    `events`: lead_key, event_id, event_type, event_time; `stored`: lead_scores rows (lead_key, email, name,
-    company, score_at_last_event, last_event_at, rules_version); `changed`: changed_types(current, draft). Only the
-    leads with an event of a changed type, or not stored under the current `rules_version`, are folded again: the
-    others' stored score is what the draft gives them too."""
+    `stored`: lead_scores rows (lead_key, email, name, company, score_at_last_event, last_event_at, rules_version),
+    every lead's; `events`: lead_key, event_id, event_type, event_time of at least the leads to fold again;
+    `changed`: changed_types(current, draft). Only the leads with an event of a changed type, or not stored under
+    the current `rules_version`, are folded again: the others' stored score is what the draft gives them too, so
+    their events need not be read."""
     stored = stored.with_columns(
         score_before=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params)
     )
-    leads = events.select("lead_key").unique()
+    with_events = events.select("lead_key").unique()
     touched = events.join(changed, on="event_type", how="semi").select("lead_key").unique()
-    not_current = leads.join(stored.filter(pl.col("rules_version") == rules_version), on="lead_key", how="anti")
+    current = stored.filter(pl.col("rules_version") == rules_version)
+    not_current = with_events.join(current, on="lead_key", how="anti")
     refold = pl.concat([touched, not_current]).unique()
     refolded = lead_totals(score_history(events.join(refold, on="lead_key", how="semi"), draft_rules, params)).select(
         "lead_key", score_after=current_score(pl.col("score_at_last_event"), pl.col("last_event_at"), as_of, params)
     )
-    kept = (
-        stored.join(leads, on="lead_key", how="semi")
-        .join(refold, on="lead_key", how="anti")
-        .select("lead_key", score_after="score_before")
-    )
+    kept = current.join(refold, on="lead_key", how="anti").select("lead_key", score_after="score_before")
     return (
         pl.concat([refolded, kept])
         .join(stored.select("lead_key", *PROFILE, "score_before"), on="lead_key", how="left")

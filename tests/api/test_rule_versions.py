@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from leadscore_pipeline.microbatch import run_all_steps
-from leadscore_pipeline.refresh import Scope
+from leadscore_pipeline.refresh import Scope, dedup_deliveries
 from tests.api.conftest import ADMIN
 from tests.pipeline.helpers import event, land
 from tests.polling import wait_for
@@ -212,3 +212,21 @@ def test_preview_needs_the_admin_token_and_a_valid_set(admin_client):
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "body.rules.0.points"
     missing = admin_client.get("/api/rules/preview/nope", headers=ADMIN)
     assert missing.status_code == 404 and missing.json()["detail"][0]["field"] == "id"
+
+
+def test_preview_folds_leads_not_scored_yet_and_keeps_the_others(admin_client, conn):
+    land(conn, event("a1", "DEMO_REQUEST", "2026-11-20T10:00:00Z", email="ann@acme.io"))
+    run_all_steps(conn, Scope(incremental=True))
+    land(conn, event("n1", "PURCHASE", "2026-11-21T10:00:00Z", email="new@acme.io"))
+    dedup_deliveries(conn, Scope(incremental=True))  # a clean event, not scored yet
+    unchanged = [{"event_type": t, "points": p} for t, p in admin_client_rules(admin_client).items()]
+    result = preview_of(admin_client, unchanged)["result"]
+    assert result["matrix"]["unscored"]["warm"] == 1 and result["matrix"]["warm"]["warm"] == 1
+    assert [(m["lead_key"], m["score_before"], m["change"]) for m in result["top_movers_up"]] == [
+        ("new@acme.io", None, 100)
+    ]
+    assert result["top_movers_down"] == [] and result["tier_changes"] == 1
+
+
+def admin_client_rules(client) -> dict[str, int]:
+    return {r["event_type"]: r["points"] for r in client.get("/api/rules").json()["rules"]}

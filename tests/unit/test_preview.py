@@ -52,6 +52,13 @@ def test_a_leads_score_under_the_draft_is_the_folds(case, draft, data):
     )
     expected = dict(folded.collect().iter_rows())
     assert dict(moves.select("lead_key", "score_after").iter_rows()) == expected
+    # As the preview reads them: only the events of leads with a changed type's event, stale or not stored.
+    types = set(changed.collect()["event_type"])
+    stored_keys = set(stored.filter(pl.col("rules_version") == 2).collect()["lead_key"])
+    needed = {e[0] for e in events if e[2] in types} | {e[0] for e in events if e[0] not in stored_keys}
+    read = [e for e in events if e[0] in needed]
+    partial = lead_moves(events_frame(read), rules_frame(draft), stored, changed, 2, AS_OF, params, TIERS).collect()
+    assert partial.sort("lead_key").equals(moves.sort("lead_key"))
 
 
 @settings(max_examples=100, deadline=None)
