@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from api import reads
 from api.auth import READ_GUARDS, AdminDep
@@ -369,7 +369,7 @@ def delete_rule(
     return {"rule": None, "rules_version": reads.rules_version(conn), "changed": True, "version": version["version"]}
 
 
-def _set_changed(conn: ConnDep, version: dict | None) -> dict:
+def _set_changed(conn: Connection, version: dict | None) -> dict:
     return {
         "rules": reads.rules(conn),
         "rules_version": reads.rules_version(conn),
