@@ -20,6 +20,8 @@ from sqlalchemy import Connection
 
 from api.errors import field_error
 from leadscore_pipeline.buckets import LEAD_BUCKETS, lead_bucket_sql
+from leadscore_pipeline.rules import VERSION_COLUMNS
+from leadscore_pipeline.scoring.params import ScoringParams
 
 # Parameters are psycopg's %(name)s: the same text serves SQLAlchemy (exec_driver_sql), exports and the stream.
 LEAD_COLUMNS = "lead_key, email, name, company, score, tier, last_event_at"
@@ -367,26 +369,122 @@ async def lead_detail(conn: AsyncConnection, lead_key: str) -> dict[str, Any] | 
     return {**lead, "points_by_event_type": by_type}
 
 
-async def lead_history(conn: AsyncConnection, lead_key: str, limit: int, offset: int) -> dict[str, Any] | None:
-    """Newest first off the primary key (lead_key, event_time, event_id), read backwards; total by index-only count."""
-    params = {"lead_key": lead_key, "limit": limit, "offset": offset}
-    total = (
-        await _one(
-            conn, f"select count(*) as n from score_history where lead_key = %(lead_key)s and {_OF_ITS_BUCKET}", params
-        )
-    )["n"]
+async def lead_history(
+    conn: AsyncConnection, lead_key: str, limit: int, offset: int, until: datetime | None = None
+) -> dict[str, Any] | None:
+    """Newest first off the primary key (lead_key, event_time, event_id), read backwards; total by index-only count.
+    With `until`, only the events at or before it (the same index range, cut at its end)."""
+    params = {"lead_key": lead_key, "limit": limit, "offset": offset, "until": until}
+    of_lead = f"lead_key = %(lead_key)s and {_OF_ITS_BUCKET}" + (
+        "" if until is None else " and event_time <= %(until)s"
+    )
+    total = (await _one(conn, f"select count(*) as n from score_history where {of_lead}", params))["n"]
     if total == 0:
         return None
     rows = await _rows(
         conn,
-        f"""select event_id, event_type, event_time, points, decay, change, score_after, identity_key as sent_as,
-                  coalesce(string_to_array(joins, ', '), '{{}}') as joins
+        f"""select event_id, event_type, event_time, points, decay, change, score_after, note,
+                  identity_key as sent_as, coalesce(string_to_array(joins, ', '), '{{}}') as joins
            from score_history
-           where lead_key = %(lead_key)s and {_OF_ITS_BUCKET} order by event_time desc, event_id desc
+           where {of_lead} order by event_time desc, event_id desc
            limit %(limit)s offset %(offset)s""",
         params,
     )
     return {"lead_key": lead_key, "total": total, "history": rows}
+
+
+async def recent_scores(conn: AsyncConnection, lead_key: str, until: datetime, limit: int) -> list[dict[str, Any]]:
+    """The lead's latest `limit` history rows at or before `until` (event_time, score_after), oldest first."""
+    rows = await _rows(
+        conn,
+        f"""select event_time, score_after from score_history
+            where lead_key = %(lead_key)s and {_OF_ITS_BUCKET} and event_time <= %(until)s
+            order by event_time desc, event_id desc limit %(limit)s""",
+        {"lead_key": lead_key, "until": until, "limit": limit},
+    )
+    return rows[::-1]
+
+
+async def last_scored_by(conn: AsyncConnection, lead_key: str, as_of: datetime) -> dict[str, Any] | None:
+    """The lead's score after its last event at or before `as_of`, and that event's time: one probe of the primary
+    key, read backwards from `as_of`."""
+    return await _one(
+        conn,
+        f"""select score_after as score_at_last_event, event_time as last_event_at from score_history
+            where lead_key = %(lead_key)s and {_OF_ITS_BUCKET} and event_time <= %(as_of)s
+            order by event_time desc, event_id desc limit 1""",
+        {"lead_key": lead_key, "as_of": as_of},
+    )
+
+
+async def lead_as_of(conn: AsyncConnection, lead_key: str, as_of: datetime) -> dict[str, Any] | None:
+    """One lead as its history stood at `as_of`: the score after its last event then (off the primary key, read
+    backwards from `as_of`), its events and points by type through then, its profile as it is now. The caller
+    decays the score to `as_of`. None when the lead had no event by then."""
+    last = await last_scored_by(conn, lead_key, as_of)
+    if last is None:
+        return None
+    params = {"lead_key": lead_key, "as_of": as_of}
+    of_lead = f"lead_key = %(lead_key)s and {_OF_ITS_BUCKET} and event_time <= %(as_of)s"
+    by_type = await _rows(
+        conn,
+        f"""select event_type, count(*) as events, sum(points) as points, min(event_time) as first_event_at
+            from score_history where {of_lead} group by event_type order by points desc, event_type""",
+        params,
+    )
+    profile = await _one(
+        conn,
+        f"select lead_key, email, name, company from leaderboard where lead_key = %(lead_key)s and {_OF_ITS_BUCKET}",
+        params,
+    )
+    return {
+        **(profile or {"lead_key": lead_key, "email": None, "name": None, "company": None}),
+        **last,
+        "first_event_at": min(row.pop("first_event_at") for row in by_type),
+        "events": sum(row["events"] for row in by_type),
+        "points_by_event_type": by_type,
+    }
+
+
+async def leaderboard_as_of(
+    conn: AsyncConnection, limit: int, as_of: datetime, as_of_day: int, params: ScoringParams
+) -> list[dict[str, Any]]:
+    """The top `limit` leads by their score at `as_of` (ties by lead_key): each lead's last history row at or before
+    it, decayed to it as SPEC §4's current_score does (the expression is fold.current_score's, in SQL; a test holds
+    them equal). It reads every history row up to `as_of`: its cost is in the README."""
+    top = await _rows(
+        conn,
+        """with last as (
+               select distinct on (lead_key) lead_key, score_after, event_time
+               from score_history where event_time <= %(as_of)s
+               order by lead_key, event_time desc, event_id desc
+           ),
+           decayed as (
+               select lead_key, event_time as last_event_at,
+                   greatest(%(floor)s, score_after - %(decay_points)s * greatest(0,
+                       %(as_of_day)s - (floor(extract(epoch from event_time) / 86400)::bigint + %(inactivity_days)s)))
+                       as score
+               from last
+           )
+           select lead_key, score, last_event_at from decayed order by score desc, lead_key limit %(limit)s""",
+        {
+            "as_of": as_of,
+            "as_of_day": as_of_day,
+            "limit": limit,
+            "floor": params.floor,
+            "decay_points": params.decay_points,
+            "inactivity_days": params.inactivity_days,
+        },
+    )
+    # Profiles as they are now, by key: the top's few leads off current_scores' primary key.
+    profiles = await _rows(
+        conn,
+        "select lead_key, email, name, company from current_scores where lead_key = any(%(keys)s)",
+        {"keys": [row["lead_key"] for row in top]},
+    )
+    by_key = {profile["lead_key"]: profile for profile in profiles}
+    empty = {"email": None, "name": None, "company": None}
+    return [{**by_key.get(row["lead_key"], empty), **row} for row in top]
 
 
 # --- analytics -----------------------------------------------------------------------------------------
@@ -560,11 +658,36 @@ async def rejection_page(conn: AsyncConnection, file_name: str | None, limit: in
 
 # --- scoring rules: read inside the rules writers' transactions too, so on their SQLAlchemy connection ----------
 
-RULE_COLUMNS = "event_type, points, active, updated_at"
+RULE_COLUMNS = "event_type, points, active, max_per_day, updated_at"
 
 
 def rules_version(conn: Connection) -> int:
     return conn.exec_driver_sql("select rules_version from pipeline_state").scalar_one()
+
+
+def rule_set_version(conn: Connection) -> int | None:
+    return conn.exec_driver_sql("select max(version) from rule_versions").scalar_one()
+
+
+def rule_versions(conn: Connection, limit: int, offset: int) -> dict[str, Any]:
+    """Newest first, off the primary key; each with what changed, not the whole set (GET one version for that)."""
+    rows = conn.exec_driver_sql(
+        f"select {VERSION_COLUMNS} from rule_versions order by version desc limit %(limit)s offset %(offset)s",
+        {"limit": limit, "offset": offset},
+    ).mappings()
+    total = conn.exec_driver_sql("select count(*) from rule_versions").scalar_one()
+    return {"total": total, "versions": [dict(row) for row in rows]}
+
+
+def rule_version(conn: Connection, version: int) -> dict[str, Any] | None:
+    row = (
+        conn.exec_driver_sql(
+            f"select {VERSION_COLUMNS}, rules from rule_versions where version = %(version)s", {"version": version}
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)
 
 
 def rules(conn: Connection) -> list[dict[str, Any]]:

@@ -19,14 +19,14 @@ from leadscore_pipeline.ingest.validate import (
 Tier = Literal["cold", "warm", "hot", "qualified"]
 
 
-def _no_coercion_to_int(value: Any) -> Any:
+def no_coercion_to_int(value: Any) -> Any:
     if isinstance(value, bool | str):  # lax pydantic would take true as 1 and "7" as 7
         raise ValueError(f"must be a JSON integer, not {'a boolean' if isinstance(value, bool) else 'a string'}")
     return value
 
 
 # JSON Schema's integer, exactly: 7 and 7.0 are integers; 7.5, true and "7" are not.
-JsonInt = Annotated[int, BeforeValidator(_no_coercion_to_int)]
+JsonInt = Annotated[int, BeforeValidator(no_coercion_to_int)]
 
 
 class ErrorItem(BaseModel):
@@ -175,6 +175,7 @@ class HistoryRow(BaseModel):
     joins: list[str] = Field(
         default_factory=list, description="keys this event joined into the lead (an id seen with its email, ...)"
     )
+    note: str | None = Field(None, description='why the event scored 0 when its rule has points: "daily limit reached"')
 
 
 class LeadHistory(BaseModel):
@@ -182,6 +183,10 @@ class LeadHistory(BaseModel):
     total: int
     history: list[HistoryRow]
     resolved_from: str | None = RESOLVED_FROM
+    until: datetime | None = Field(None, description="the `until` asked for: only events at or before it")
+    score_at_until: int | None = Field(
+        None, description="with `until`: the lead's score then (its last score_after by then, decayed to `until`)"
+    )
 
 
 class JoinedEmail(BaseModel):
@@ -204,6 +209,20 @@ class LeadIdentities(BaseModel):
     emails: list[JoinedEmail]
     external_ids: list[LinkedId] = Field(description="ids joined into the lead")
     ambiguous_ids: list[LinkedId] = Field(description="ids seen with the lead's emails but with too many: left apart")
+
+
+class CurvePoint(BaseModel):
+    at: datetime
+    score: int
+    kind: Literal["event", "decay"] = Field(description="after an event, or a UTC midnight's decay step")
+
+
+class ScoreCurve(BaseModel):
+    lead_key: str
+    as_of: datetime = Field(description="the curve runs to here: `until`, or now")
+    truncated: bool = Field(description="true when only the latest events are drawn (see `events`)")
+    events: int = Field(description="events drawn")
+    points: list[CurvePoint]
 
 
 class QuarantinedDelivery(BaseModel):

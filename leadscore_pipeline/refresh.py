@@ -64,7 +64,7 @@ DELIVERY_SCHEMA = {
 _DELIVERY_COLUMNS = ", ".join(
     "md5(r.metadata::text) as metadata" if name == "metadata" else f"r.{name}" for name in DELIVERY_SCHEMA
 )
-RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean}
+RULES_SCHEMA = {"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean, "max_per_day": pl.Int64}
 # What the decay step copies from lead_scores into current_scores, the one table the leaderboard and lead list read.
 LEAD_SCORE_SCHEMA = {
     "lead_key": pl.String,
@@ -543,7 +543,7 @@ def _as_lead_events(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _chunk_lead_events(conn: psycopg.Connection, chunk: tuple[int, ...]) -> pl.DataFrame:
+def chunk_lead_events(conn: psycopg.Connection, chunk: tuple[int, ...]) -> pl.DataFrame:
     """The events of the leads of `chunk`'s buckets: those of its partitions that resolve to one of its leads, and
     those of other buckets' keys that do. The latter are read in a savepoint rolled back at once, so this rebuild
     holds no lock on another bucket group's partitions while it waits to swap its own."""
@@ -580,7 +580,7 @@ def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringPara
         state = state_of(conn)
         through = scope.through_seq if scope.catch_up else state["deduped_through"]
         for chunk in bucket_chunks(conn, scope.buckets):
-            events = _chunk_lead_events(conn, chunk)
+            events = chunk_lead_events(conn, chunk)
             events_scored += events.height
             aliases = aliases_into(conn, f"lead_bucket in {buckets_sql(chunk)}")
             leads, history = _scored(conn, events, params, state["rules_version"], through, aliases)
@@ -605,7 +605,7 @@ def _scored(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The leads of `events` (their leads' events, `_as_lead_events`) scored under the current rules, and their
     score history; `aliases`: the keys joined into them."""
-    rules = read_frame(conn, "select event_type, points, active from rules", RULES_SCHEMA)
+    rules = read_frame(conn, f"select {', '.join(RULES_SCHEMA)} from rules", RULES_SCHEMA)
     scored = score_leads(events.lazy(), rules.lazy(), params, aliases.select("identity_key", "lead_key").lazy())
     leads = scored.leads.with_columns(rules_version=pl.lit(rules_version), scored_seq=pl.lit(through))
     return leads, scored.history

@@ -23,7 +23,7 @@ from tests.settings_env import settings_env
 
 DERIVED_AND_RAW = (
     "raw_deliveries, clean_events, lead_scores, score_history, current_scores, rules, ingest_rejections, landed_files,"
-    " daily_event_counts, lead_event_stats, quarantined_deliveries, bulk_progress, split_events,"
+    " daily_event_counts, lead_event_stats, quarantined_deliveries, bulk_progress, split_events, rule_versions,"
     " identity_links, lead_aliases, identity_rescores, restaged_leads"
 )
 SERVING_AGGREGATES_RESET = """

@@ -5,6 +5,8 @@ import {
 import { forgetKeys, hasStoredKeys, KEYS_CHANGED } from "./js/access.js";
 import { markSelectedLead, openLeadsPage, refreshLeadsPage, setupLeadsPage } from "./js/leads.js";
 import { followStream } from "./js/stream.js";
+import { drawCurve } from "./js/curve.js";
+import { previewBlock, previewRules } from "./js/rules-preview.js";
 
 const BOARD_SIZE = 25;
 const STREAM_TOP = 100; // the stream's snapshot and ranks cover this many leads
@@ -397,9 +399,13 @@ function closeLead() {
 async function renderPanel() {
   const key = panel.leadKey;
   const path = `/api/leads/${encodeURIComponent(key)}`;
-  let detail, history;
+  let detail, history, curve;
   try {
-    [detail, history] = await Promise.all([api(path), api(`${path}/history?limit=${HISTORY_PAGE}`)]);
+    [detail, history, curve] = await Promise.all([
+      api(path),
+      api(`${path}/history?limit=${HISTORY_PAGE}`),
+      api(`${path}/curve`),
+    ]);
   } catch (error) {
     if (key !== panel.leadKey) return;
     $("#lead-name").textContent = key;
@@ -452,6 +458,8 @@ async function renderPanel() {
   }
   rows.push(...history.history.map(historyRow));
   $("#lead-history tbody").replaceChildren(...rows);
+  drawCurve($("#lead-curve"), curve);
+  $("#lead-curve-note").textContent = curve.truncated ? `the latest ${integer.format(curve.events)} events` : "";
   $("#lead-more").hidden = panel.offset >= history.total;
 }
 
@@ -460,7 +468,7 @@ function historyRow(row) {
   const parts = [];
   if (row.decay > 0) parts.push(h("span", { class: "minus" }, `-${row.decay} decay (inactive)`));
   const pointsClass = row.points > 0 ? "plus" : row.points < 0 ? "minus" : "muted";
-  const noRule = row.points === 0 ? " (no active rule)" : "";
+  const noRule = row.note ? ` (${row.note})` : row.points === 0 ? " (no active rule)" : "";
   parts.push(h("span", { class: pointsClass }, `${row.points > 0 ? "+" : ""}${row.points} ${row.event_type}${noRule}`));
   const unclamped = row.points - row.decay;
   if (row.change < unclamped) parts.push(h("span", { class: "muted" }, `capped at ${row.score_after}`));
@@ -501,7 +509,7 @@ function setupPanel() {
 async function loadRules() {
   const { rules_version: version, rules } = await api("/api/rules");
   shownRulesVersion = version;
-  $("#rules-version").textContent = `version ${version} · a change rescores every lead`;
+  $("#rules-version").textContent = `version ${version} · a change rescores every lead; preview it first`;
   // Edits not saved yet survive the reload (another rule was saved, or someone else changed one).
   const edits = new Map(
     $$("#rules tbody tr.dirty").map((row) => [row.dataset.eventType, [$("input[type=number]", row).value, $("input[type=checkbox]", row).checked]]),
@@ -520,6 +528,9 @@ function ruleRow(rule) {
   const points = h("input", { type: "number", min: "-1000", max: "1000", step: "1", value: String(rule.points),
     "aria-label": `${rule.event_type} points` });
   const active = h("input", { type: "checkbox", checked: rule.active, "aria-label": `${rule.event_type} active` });
+  // Text, not number: the row's one number input is its points. Empty: no daily limit.
+  const limit = h("input", { type: "text", inputmode: "numeric", class: "limit", placeholder: "–",
+    value: rule.max_per_day === null ? "" : String(rule.max_per_day), "aria-label": `${rule.event_type} max per day` });
   const save = h("button", { type: "button", disabled: true }, "Save");
   const remove = h("button", { type: "button", class: "danger", title: "Delete this rule" }, "Delete");
   const row = h(
@@ -528,21 +539,105 @@ function ruleRow(rule) {
     h("td", {}, h("span", { class: "type-tag" }, rule.event_type)),
     h("td", { class: "num" }, points),
     h("td", {}, active),
+    h("td", { class: "num" }, limit),
     h("td", { class: "actions" }, save, remove),
   );
   const onEdit = () => {
-    const dirty = Number(points.value) !== rule.points || active.checked !== rule.active;
+    const dirty =
+      Number(points.value) !== rule.points || active.checked !== rule.active || limit.value.trim() !== String(rule.max_per_day ?? "");
     row.classList.toggle("dirty", dirty);
     save.disabled = !dirty;
   };
   points.addEventListener("input", onEdit);
+  limit.addEventListener("input", onEdit);
   active.addEventListener("change", onEdit);
   points.addEventListener("keydown", (event) => event.key === "Enter" && !save.disabled && save.click());
-  save.addEventListener("click", () => saveRule(rule.event_type, points.value, active.checked));
+  save.addEventListener("click", () => saveRule(rule.event_type, points.value, active.checked, limit.value));
   remove.addEventListener("click", () => {
     if (confirm(`Delete the rule for ${rule.event_type}? Its events will score 0.`)) deleteRule(rule.event_type);
   });
   return row;
+}
+
+/** A daily limit as typed: "" is none; else a whole number of at least 1 (undefined when it is not). */
+function parseLimit(text) {
+  const trimmed = String(text).trim();
+  if (trimmed === "") return null;
+  const n = Number(trimmed);
+  return Number.isInteger(n) && n >= 1 ? n : undefined;
+}
+
+/** The rule set on screen, unsaved edits included: what a preview shows the effect of. */
+function draftRules() {
+  return $$("#rules tbody tr").map((row) => ({
+    event_type: row.dataset.eventType,
+    points: Number($("input[type=number]", row).value),
+    active: $("input[type=checkbox]", row).checked,
+    max_per_day: parseLimit($("input.limit", row).value) ?? null,
+  }));
+}
+
+async function previewDraft() {
+  const message = $("#rules-message");
+  if (!adminHeaders().Authorization) {
+    setMessage(message, "Paste the admin token first to preview.", "error");
+    return;
+  }
+  const button = $("#rules-preview-run");
+  button.disabled = true;
+  setMessage(message, "Previewing the rules on screen against every lead…");
+  try {
+    const result = await previewRules(draftRules(), adminHeaders(), (done, total) =>
+      setMessage(message, `Previewing… ${done} of ${total} lead buckets read`),
+    );
+    $("#rules-preview").replaceChildren(previewBlock(result));
+    setMessage(message, "Preview ready: nothing was saved.", "ok");
+  } catch (error) {
+    setMessage(message, error.message, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadVersions() {
+  const { versions } = await api("/api/rules/versions?limit=20");
+  $("#rules-versions ol").replaceChildren(
+    ...versions.map((v) =>
+      h(
+        "li",
+        {},
+        h("strong", {}, `v${v.version}`),
+        ` ${utcDateTime(v.created_at)} UTC · ${v.kind}${v.restored_from ? ` of v${v.restored_from}` : ""}`,
+        v.note ? h("span", { class: "muted" }, ` · “${v.note}”`) : null,
+        h("span", { class: "muted" }, ` · ${v.change.map((c) => c.event_type).join(", ") || "no change"}`),
+        h(
+          "button",
+          { type: "button", class: "ghost", onclick: () => restoreVersion(v.version) },
+          "Restore",
+        ),
+      ),
+    ),
+  );
+}
+
+function restoreVersion(version) {
+  if (!confirm(`Make rule version ${version} current again? Every lead is rescored.`)) return;
+  return changeRules(
+    () =>
+      api(`/api/rules/versions/${version}/restore`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...adminHeaders() },
+        body: JSON.stringify({ note: noteText() }),
+      }),
+    (result) =>
+      result.changed
+        ? `Restored version ${version} as version ${result.version}. Rules v${result.rules_version}: rescoring every lead.`
+        : `Version ${version} is the current set already.`,
+  );
+}
+
+function noteText() {
+  return $("#rules-note").value.trim() || null;
 }
 
 async function changeRules(request, done) {
@@ -555,7 +650,10 @@ async function changeRules(request, done) {
   try {
     const result = await request();
     setMessage(message, done(result), "ok");
+    $("#rules-note").value = "";
+    $("#rules-preview").replaceChildren();
     await loadRules();
+    if ($("#rules-versions").open) loadVersions().catch(console.warn);
     loadStatus().catch(console.warn);
     return true;
   } catch (error) {
@@ -564,22 +662,27 @@ async function changeRules(request, done) {
   }
 }
 
-function putRule(eventType, points, active) {
+function putRule(eventType, points, active, maxPerDay = null) {
   return api(`/api/rules/${encodeURIComponent(eventType)}`, {
     method: "PUT",
     headers: { "Content-Type": "application/json", ...adminHeaders() },
-    body: JSON.stringify({ points, active }),
+    body: JSON.stringify({ points, active, max_per_day: maxPerDay, note: noteText() }),
   });
 }
 
-function saveRule(eventType, pointsText, active) {
+function saveRule(eventType, pointsText, active, limitText) {
   const points = Number(pointsText);
   if (!Number.isInteger(points)) {
     setMessage($("#rules-message"), `${eventType}: points must be a whole number`, "error");
     return;
   }
+  const maxPerDay = parseLimit(limitText);
+  if (maxPerDay === undefined) {
+    setMessage($("#rules-message"), `${eventType}: max per day must be empty or a whole number of at least 1`, "error");
+    return;
+  }
   return changeRules(
-    () => putRule(eventType, points, active),
+    () => putRule(eventType, points, active, maxPerDay),
     (result) =>
       result.changed
         ? `Saved ${eventType} (${signed(points)}${active ? "" : ", inactive"}). Rules v${result.rules_version}: rescoring every lead.`
@@ -589,7 +692,11 @@ function saveRule(eventType, pointsText, active) {
 
 function deleteRule(eventType) {
   return changeRules(
-    () => api(`/api/rules/${encodeURIComponent(eventType)}`, { method: "DELETE", headers: adminHeaders() }),
+    () => {
+      const note = noteText();
+      const query = note ? `?note=${encodeURIComponent(note)}` : "";
+      return api(`/api/rules/${encodeURIComponent(eventType)}${query}`, { method: "DELETE", headers: adminHeaders() });
+    },
     (result) => `Deleted ${eventType}. Rules v${result.rules_version}: rescoring every lead.`,
   );
 }
@@ -622,6 +729,8 @@ function setupRules() {
     token.value = "";
   });
   $("#new-rule-add").addEventListener("click", addRule);
+  $("#rules-preview-run").addEventListener("click", previewDraft);
+  $("#rules-versions").addEventListener("toggle", () => $("#rules-versions").open && loadVersions().catch(console.warn));
   $("#new-rule-type").addEventListener("keydown", (event) => event.key === "Enter" && addRule());
 }
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from leadscore_pipeline.db.engine import engine_for
 from leadscore_pipeline.db.rebucket import follow_setting
 from leadscore_pipeline.db.urls import libpq_url, sqlalchemy_url
+from leadscore_pipeline.rules import seed_first_version
 from leadscore_pipeline.scoring.params import DEFAULT_RULES
 from leadscore_pipeline.settings import get_settings
 
@@ -39,7 +40,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def seed_default_rules(engine: Engine) -> None:
-    """SPEC §4: the default rules are seeded only when the rules table is empty."""
+    """SPEC §4: the default rules are seeded only when the rules table is empty; the set found or seeded is
+    rule version 1 when none is recorded yet."""
     with engine.begin() as conn:
         conn.exec_driver_sql("lock table rules in exclusive mode")
         if conn.exec_driver_sql("select count(*) from rules").scalar_one() == 0:
@@ -47,6 +49,7 @@ def seed_default_rules(engine: Engine) -> None:
                 "insert into rules (event_type, points, active) values "
                 + ", ".join(f"('{event_type}', {points}, true)" for event_type, points in DEFAULT_RULES.items())
             )
+        seed_first_version(conn)
 
 
 def migrate(url: str) -> None:

@@ -23,8 +23,11 @@ HISTORY_SCHEMA = pl.Schema(
         "decay": pl.Int64(),
         "change": pl.Int64(),
         "score_after": pl.Int64(),
+        "note": pl.String(),
     }
 )
+# The history's note on an event that a rule's daily limit left without points.
+DAILY_LIMIT_NOTE = "daily limit reached"
 
 
 class ClampAdd(NamedTuple):
@@ -64,19 +67,43 @@ def _decay_steps(previous_day: pl.Expr, day: pl.Expr, params: ScoringParams) -> 
     return (day - previous_day - params.inactivity_days).clip(lower_bound=0)
 
 
+def _rank_that_day(ordered: pl.DataFrame) -> pl.Series:
+    """For events in (lead_key, event_time) order with their `position` in the lead and UTC `day`: how many of the
+    lead's events of the same type came before on that day (0 for the first). A (lead, day) is a run of rows, so
+    one sort of (run, type, row) brings each type's events of the run together, in event order: a window over
+    three keys took about eight times as long."""
+    idx = pl.int_range(pl.len(), dtype=pl.Int64)
+    new_run = (pl.col("position") == 0) | (pl.col("day") != pl.col("day").shift(1))
+    keyed = ordered.select(pl.col("event_type"), row=idx, run=new_run.fill_null(True).cum_sum())
+    starts = (pl.col("run") != pl.col("run").shift(1)) | (pl.col("event_type") != pl.col("event_type").shift(1))
+    return (
+        keyed.sort("run", "event_type", "row")
+        .with_columns(rank=idx - pl.when(starts.fill_null(True)).then(idx).forward_fill())
+        .sort("row")["rank"]
+    )
+
+
 def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringParams) -> pl.LazyFrame:
     """One row per event with the points, decay, change and score after it, per SPEC §4.
 
     `events`: lead_key, event_id, event_type, event_time (deduplicated); `rules`: event_type, points,
-    active (one row per event_type). The result is sorted by (lead_key, event_time, event_id).
+    active and optionally max_per_day (one row per event_type; a null limit is none). The result is sorted by
+    (lead_key, event_time, event_id).
+
+    A daily limit k is a rank within (lead, event type, UTC day) in event order, taken before the scan: events
+    past the k-th score 0 and carry DAILY_LIMIT_NOTE. It depends only on the lead's own events, so a lead
+    scored from its whole history gets the same ranks in a micro-batch as in a replay.
 
     Each event is the clamp-add map "decay since the previous event, then add its points"; the score
     after event i is the composition of the lead's maps up to i applied to 0, computed for all rows at
     once by a Hillis-Steele doubling scan (ceil(log2(largest lead's event count)) passes).
     """
+    limit = pl.col("max_per_day") if "max_per_day" in rules.collect_schema() else pl.lit(None)
     active_points = rules.select(
         "event_type",
         points=pl.when(pl.col("active")).then(pl.col("points")).otherwise(0).cast(pl.Int64),
+        # An inactive rule gives no points, so it has nothing to limit.
+        max_per_day=pl.when(pl.col("active")).then(limit).cast(pl.Int64),
     )
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     starts_lead = pl.col("lead_key").ne_missing(pl.col("lead_key").shift(1))
@@ -97,6 +124,15 @@ def score_history(events: pl.LazyFrame, rules: pl.LazyFrame, params: ScoringPara
         )
         # The number of scan passes depends on the data, so the prepared frame is materialized once here.
         .collect()
+    )
+    limited = (
+        (_rank_that_day(ordered) >= ordered["max_per_day"]).fill_null(False)
+        if ordered["max_per_day"].is_not_null().any()
+        else pl.repeat(False, ordered.height, eager=True)
+    )
+    ordered = ordered.with_columns(
+        points=pl.when(limited).then(0).otherwise(pl.col("points")),
+        note=pl.when(limited).then(pl.lit(DAILY_LIMIT_NOTE)),
     )
     largest_lead = 0 if ordered.height == 0 else int(ordered["position"].max()) + 1
 
@@ -160,9 +196,7 @@ def current_score(
 
     A naive `as_of` is taken as UTC; a null input gives a null score.
     """
-    as_of_utc = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of
-    as_of_day = (as_of_utc - _EPOCH) // timedelta(days=1)
-    steps = _decay_steps(_utc_day(last_event_at), pl.lit(as_of_day, pl.Int64), params)
+    steps = _decay_steps(_utc_day(last_event_at), pl.lit(utc_day_of(as_of), pl.Int64), params)
     return (score_at_last_event - params.decay_points * steps).clip(lower_bound=params.floor)
 
 
@@ -178,3 +212,18 @@ def tier(score: pl.Expr, thresholds: TierThresholds) -> pl.Expr:
         .when(score.is_not_null())
         .then(pl.lit("cold"))
     )
+
+
+def score_at(score_at_last_event: int, last_event_at: datetime, as_of: datetime, params: ScoringParams) -> int:
+    """current_score for one lead (a read of one lead's score at a moment), by the same expression."""
+    return pl.select(current_score(pl.lit(score_at_last_event, pl.Int64), pl.lit(last_event_at), as_of, params)).item()
+
+
+def tier_of(score: int, thresholds: TierThresholds) -> str:
+    return pl.select(tier(pl.lit(score, pl.Int64), thresholds)).item()
+
+
+def utc_day_of(moment: datetime) -> int:
+    """utc_day of SPEC §4 for one moment (a naive one taken as UTC)."""
+    moment_utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return (moment_utc - _EPOCH) // timedelta(days=1)

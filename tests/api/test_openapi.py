@@ -44,9 +44,19 @@ def test_every_error_status_is_documented_with_the_api_error_shape(document):
         ("GET /api/leads/{lead_key}", {"200", "400", "401", "404", "422", "429", "503"}),
         ("GET /api/leads/{lead_key}/history", {"200", "400", "401", "404", "422", "429", "503"}),
         ("GET /api/leads/{lead_key}/identities", {"200", "400", "401", "404", "422", "429", "503"}),
+        ("GET /api/leads/{lead_key}/curve", {"200", "400", "401", "404", "422", "429", "503"}),
         ("GET /api/rules/{event_type}", {"200", "400", "401", "404", "422", "429", "503"}),
         ("PUT /api/rules/{event_type}", {"200", "400", "401", "403", "413", "415", "422", "503"}),
         ("DELETE /api/rules/{event_type}", {"200", "400", "401", "403", "404", "415", "422", "503"}),
+        ("PUT /api/rules", {"200", "400", "401", "403", "413", "415", "422", "503"}),
+        ("GET /api/rules/versions", {"200", "400", "401", "422", "429", "503"}),
+        ("GET /api/rules/versions/{version}", {"200", "400", "401", "404", "422", "429", "503"}),
+        (
+            "POST /api/rules/versions/{version}/restore",
+            {"200", "400", "401", "403", "404", "413", "415", "422", "503"},
+        ),
+        ("POST /api/rules/preview", {"202", "400", "401", "403", "409", "413", "415", "422", "503"}),
+        ("GET /api/rules/preview/{preview_id}", {"200", "400", "401", "404", "422", "503"}),
         ("POST /api/replay", {"202", "400", "401", "403", "415", "422", "503"}),
         ("GET /api/replay/{replay_id}", {"200", "400", "401", "404", "422", "429", "503"}),
         ("GET /api/leaderboard", {"200", "400", "401", "422", "429", "503"}),
@@ -82,3 +92,16 @@ def test_framework_errors_name_the_problem_and_every_allowed_method(client):
         }
     # As OpenAPI matches paths, the concrete /api/events/batch wins over /api/events/{event_id}.
     assert client.request("PUT", "/api/events/batch").headers["allow"] == "POST"
+
+
+def test_the_new_rule_bodies_and_moments_carry_examples(document):
+    schemas = document["components"]["schemas"]
+    for name in ("RuleIn", "RuleSetIn", "RestoreIn"):
+        assert schemas[name].get("examples"), name
+    for path, name in [
+        ("/api/leads/{lead_key}", "as_of"),
+        ("/api/leads/{lead_key}/history", "until"),
+        ("/api/leaderboard", "as_of"),
+    ]:
+        [parameter] = [p for p in document["paths"][path]["get"]["parameters"] if p["name"] == name]
+        assert parameter.get("examples") or parameter["schema"].get("examples"), (path, name)

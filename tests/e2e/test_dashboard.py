@@ -143,12 +143,22 @@ def test_the_dashboard_follows_the_stream_and_rule_edits(stack: Stack, page: Pag
     set_rule(page, "PURCHASE", 100)
     expect(row(page, "ann@acme.io").locator(".score")).to_have_text("150", timeout=PIPELINE_MS)
 
+    # A preview of an unsaved edit shows what it would do, and saves nothing.
+    purchase = page.locator('#rules tbody tr[data-event-type="PURCHASE"] input[type="number"]')
+    purchase.fill("300")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#rules-preview")).to_contain_text("1 of 3 leads change tier", timeout=PIPELINE_MS)
+    expect(page.locator("#rules-preview")).to_contain_text("150 → 350")
+    purchase.fill("100")
+    expect(row(page, "ann@acme.io").locator(".score")).to_have_text("150")
+
     # The lead panel explains every point of the score.
     row(page, "ann@acme.io").click()
     history = page.locator("#lead-history tbody")
     expect(history).to_contain_text("+100 PURCHASE")
     expect(history).to_contain_text("+50 DEMO_REQUEST")
     expect(page.locator("#lead-score")).to_have_text("150")
+    expect(page.locator("#lead-curve")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.locator("#lead-panel")).to_be_hidden()
 

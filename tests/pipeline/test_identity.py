@@ -7,8 +7,10 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 
+from leadscore_pipeline.db.urls import libpq_url
 from leadscore_pipeline.ingest.csv_batches import land_csv
 from leadscore_pipeline.microbatch import run_all_steps
+from leadscore_pipeline.preview import draft_rules_frame, preview_rules
 from leadscore_pipeline.refresh import Scope
 from leadscore_pipeline.sensors import new_deliveries_sensor
 from leadscore_pipeline.settings import get_settings
@@ -156,3 +158,17 @@ def test_the_sensor_starts_a_microbatch_for_queued_leads_and_for_a_new_merge_pro
     assert scores(conn) == {"a@x.io": 10, "b@x.io": 10, "id:crm-7": 100}
     assert served(conn) == {"a@x.io": 10, "b@x.io": 10, "id:crm-7": 100}
     assert_serving_tables_exact(conn)
+
+
+def test_a_rules_preview_folds_a_joined_lead_from_all_its_keys(conn, db):
+    land(
+        conn,
+        by_id("c1", "FORM_SUBMISSION", "2026-11-01T10:00:00Z", "crm-555"),
+        event("c2", "DEMO_REQUEST", "2026-11-02T10:00:00Z", email="ida@identco.com", lead_id="crm-555"),
+    )
+    microbatch(conn)
+    draft = draft_rules_frame([{"event_type": "FORM_SUBMISSION", "points": 200, "active": True}])
+    settings = get_settings()
+    preview = preview_rules(libpq_url(db), draft, AS_OF, settings.scoring, settings.tiers)
+    # The id-only event counts for the lead it joined: 200 (the draft drops DEMO_REQUEST's rule).
+    assert [(row["lead_key"], row["score_after"]) for row in preview["top"]] == [("ida@identco.com", 200)]

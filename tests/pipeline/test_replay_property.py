@@ -60,7 +60,7 @@ IDENTITIES = st.one_of(
     st.builds(Identity, st.sampled_from(EMAILS), st.sampled_from(LEAD_IDS)),
 )
 # Sent in any case: the validator upper-cases. No spaces or dashes, so webhook names map 1:1.
-EVENT_TYPES = (*DEFAULT_RULES, "WEBINAR_JOINED")  # the last one has no rule: 0 points
+EVENT_TYPES = (*DEFAULT_RULES, "WEBINAR_JOINED")  # the last one has no default rule
 CHANNELS = ("api", "batch", "csv", "webhook")
 
 
@@ -228,7 +228,7 @@ def snapshot(conn: psycopg.Connection) -> dict[str, list[tuple]]:
             'select lead_key, score_at_last_event, last_event_at from lead_scores order by lead_key collate "C"'
         ),
         "score_history": (
-            "select lead_key, event_id, event_type, event_time, points, decay, change, score_after"
+            "select lead_key, event_id, event_type, event_time, points, decay, change, score_after, note"
             ' from score_history order by lead_key collate "C", event_time, event_id collate "C"'
         ),
         "current_scores": 'select lead_key, score, tier from current_scores order by lead_key collate "C"',
@@ -243,19 +243,39 @@ def steps(previous: datetime, current: datetime) -> int:
     return max(0, utc_day(current) - (utc_day(previous) + PARAMS.inactivity_days))
 
 
+# Rules as the API stores them: the defaults' points, some inactive, some with a daily limit (small, so that
+# the shared instants, midnights and receive times of a stream reach it).
+rule_sets = st.dictionaries(
+    st.sampled_from(EVENT_TYPES),
+    st.tuples(st.integers(-1000, 1000), st.booleans(), st.one_of(st.none(), st.integers(1, 2))),
+    max_size=len(EVENT_TYPES),
+)
+
+
+def store_rules(conn: psycopg.Connection, rules: dict[str, tuple[int, bool, int | None]]) -> None:
+    conn.execute("delete from rules")
+    for event_type, (points, active, max_per_day) in rules.items():
+        conn.execute(
+            "insert into rules (event_type, points, active, max_per_day) values (%s, %s, %s, %s)",
+            (event_type, points, active, max_per_day),
+        )
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     stream=streams(),
     per_run=st.sampled_from([1, 3, 4, 16]),
     chunk_rows=st.sampled_from([1, 1_000_000]),
     most_emails=st.sampled_from([1, 2]),
+    drawn_rules=rule_sets,
 )
-def test_microbatches_replay_and_fold_agree(database_url, stream, per_run, chunk_rows, most_emails):
+def test_microbatches_replay_and_fold_agree(database_url, stream, per_run, chunk_rows, most_emails, drawn_rules):
     reset_database(database_url)
     with (
         psycopg.connect(libpq_url(database_url), autocommit=True) as conn,
         settings_env(LEADSCORE_REBUILD_CHUNK_ROWS=str(chunk_rows), LEADSCORE_MAX_EMAILS_PER_ID=str(most_emails)),
     ):
+        store_rules(conn, drawn_rules)
         for number, delivery in enumerate(stream):
             deliver(conn, number, delivery)
             if delivery.microbatch_after:
@@ -279,7 +299,9 @@ def test_microbatches_replay_and_fold_agree(database_url, stream, per_run, chunk
         # The bulk path: a catch-up through a fence a run per group (in any order), then micro-batches past it.
         caught_up = catch_up_then_microbatch(conn, per_run)
         assert_serving_tables_exact(conn)
-        rules = {t: (p, a) for t, p, a in conn.execute("select event_type, points, active from rules")}
+        rules = {
+            t: (p, a, k) for t, p, a, k in conn.execute("select event_type, points, active, max_per_day from rules")
+        }
 
     assert replayed == incremental
     assert by_groups == incremental
@@ -301,7 +323,7 @@ def test_microbatches_replay_and_fold_agree(database_url, stream, per_run, chunk
     assert {row[0]: row[5] for row in incremental["clean_events"]} == duplicates
 
     final = {}  # lead_key -> (score_at_last_event, last_event_at), from the reference's last row per lead
-    for lead_key, _, _, event_time, *_, score_after in expected_history.rows():
+    for lead_key, event_time, score_after in expected_history.select("lead_key", "event_time", "score_after").rows():
         final[lead_key] = (score_after, event_time)
     assert incremental["lead_scores"] == [(key, *final[key]) for key in sorted(final)]
     current = {key: max(PARAMS.floor, s - PARAMS.decay_points * steps(last, AS_OF)) for key, (s, last) in final.items()}

@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 from leadscore_pipeline.scoring.analytics import lead_type_stats
 from leadscore_pipeline.scoring.dedup import first_deliveries
 from leadscore_pipeline.scoring.fold import (
+    DAILY_LIMIT_NOTE,
     HISTORY_SCHEMA,
     current_score,
     lead_totals,
@@ -29,7 +30,8 @@ EVENT_SCHEMA = {
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Event = tuple[str, str, str, datetime]  # lead_key, event_id, event_type, event_time
-Rules = dict[str, tuple[int, bool]]  # event_type -> (points, active)
+# event_type -> (points, active) or (points, active, max_per_day); a limit of None is none.
+Rules = dict[str, tuple[int, bool] | tuple[int, bool, int | None]]
 
 
 def at(text: str) -> datetime:
@@ -43,8 +45,8 @@ def events_frame(events: list[Event]) -> pl.LazyFrame:
 
 def rules_frame(rules: Rules) -> pl.LazyFrame:
     return pl.LazyFrame(
-        [(event_type, points, active) for event_type, (points, active) in rules.items()],
-        schema={"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean},
+        [(event_type, *rule, None)[:4] for event_type, rule in rules.items()],
+        schema={"event_type": pl.String, "points": pl.Int64, "active": pl.Boolean, "max_per_day": pl.Int64},
         orient="row",
     )
 
@@ -57,8 +59,8 @@ def history(events: list[Event], rules: Rules = DEFAULT, params: ScoringParams |
 
 
 def history_frame(rows: list[tuple]) -> pl.DataFrame:
-    """Expected history from rows in HISTORY_SCHEMA column order."""
-    return pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")
+    """Expected history from rows in HISTORY_SCHEMA column order (the note may be left off: none)."""
+    return pl.DataFrame([(*row, None)[:9] for row in rows], schema=HISTORY_SCHEMA, orient="row")
 
 
 def column(events: list[Event], name: str, **kwargs) -> list:
@@ -198,6 +200,45 @@ def test_non_default_params():
         ]
     )
     assert_frame_equal(history(events, rules, params), expected)
+
+
+# --- daily limits: points from the first k events of a type per lead and UTC day -------------------------
+
+
+def test_a_daily_limit_scores_the_first_k_events_of_the_type_that_utc_day():
+    rules = {"PAGE_VIEW": (5, True, 2), "EMAIL_OPEN": (10, True)}
+    day = at("2026-03-01T10:00:00")
+    events = [
+        ("lead", "4", "PAGE_VIEW", day + timedelta(hours=3)),
+        ("lead", "1", "PAGE_VIEW", day),
+        ("lead", "2", "EMAIL_OPEN", day + timedelta(hours=1)),
+        ("lead", "3b", "PAGE_VIEW", day + timedelta(hours=2)),
+        ("lead", "3a", "PAGE_VIEW", day + timedelta(hours=2)),  # the tie goes by event_id: 3a is the second
+        ("lead", "5", "PAGE_VIEW", at("2026-03-02T00:00:00")),  # a new UTC day: counted afresh
+        ("other", "6", "PAGE_VIEW", day + timedelta(hours=5)),  # another lead: its own count
+    ]
+    limited = DAILY_LIMIT_NOTE
+    assert column(events, "event_id", rules=rules) == ["1", "2", "3a", "3b", "4", "5", "6"]
+    assert column(events, "points", rules=rules) == [5, 10, 5, 0, 0, 5, 5]
+    assert column(events, "note", rules=rules) == [None, None, None, limited, limited, None, None]
+    assert column(events, "score_after", rules=rules) == [5, 15, 20, 20, 20, 25, 5]
+
+
+def test_a_daily_limit_counts_by_utc_day_whatever_the_offset_it_arrived_in():
+    rules = {"DEMO_REQUEST": (50, True, 1)}
+    # 23:30 and 00:30 UTC are two UTC days, though one day in UTC-2.
+    late, early = at("2026-03-01T23:30:00"), at("2026-03-02T00:30:00")
+    events = [("lead", "a", "DEMO_REQUEST", late), ("lead", "b", "DEMO_REQUEST", early)]
+    assert column(events, "points", rules=rules) == [50, 50]
+    same_day = [("lead", "a", "DEMO_REQUEST", early), ("lead", "b", "DEMO_REQUEST", early + timedelta(minutes=1))]
+    assert column(same_day, "points", rules=rules) == [50, 0]
+
+
+def test_an_inactive_rule_has_no_limit_to_reach():
+    rules = {"PAGE_VIEW": (5, False, 1)}
+    day = at("2026-03-01T10:00:00")
+    events = [("lead", "1", "PAGE_VIEW", day), ("lead", "2", "PAGE_VIEW", day + timedelta(minutes=1))]
+    assert column(events, "note", rules=rules) == [None, None]
 
 
 # --- order and shape ------------------------------------------------------------------------------
@@ -358,15 +399,21 @@ def reference_history(events: list[Event], rules: Rules, params: ScoringParams) 
     for lead_key in sorted({event[0] for event in events}):
         lead_events = sorted((e for e in events if e[0] == lead_key), key=lambda e: (e[3], e[1]))
         score, previous_time = 0, None
+        seen_that_day: dict[tuple[str, int], int] = {}
         for _, event_id, event_type, event_time in lead_events:
-            points, active = rules.get(event_type, (0, False))
+            points, active, limit = (*rules.get(event_type, (0, False)), None)[:3]
             points = points if active else 0
+            day = (event_type, utc_day(event_time))
+            seen_that_day[day] = seen_that_day.get(day, 0) + 1
+            note = None
+            if active and limit is not None and seen_that_day[day] > limit:
+                points, note = 0, DAILY_LIMIT_NOTE
             before = score
             if previous_time is not None:
                 score = max(params.floor, score - params.decay_points * steps(previous_time, event_time))
             decay = before - score
             score = min(params.cap, max(params.floor, score + points))
-            rows.append((lead_key, event_id, event_type, event_time, points, decay, score - before, score))
+            rows.append((lead_key, event_id, event_type, event_time, points, decay, score - before, score, note))
             previous_time = event_time
     return history_frame(rows)
 
@@ -399,7 +446,9 @@ def scoring_cases(draw) -> tuple[list[Event], Rules, ScoringParams]:
     ]
     rules = draw(
         st.dictionaries(
-            st.sampled_from(EVENT_TYPES[:-1]), st.tuples(st.integers(-1000, 1000), st.booleans()), max_size=8
+            st.sampled_from(EVENT_TYPES[:-1]),
+            st.tuples(st.integers(-1000, 1000), st.booleans(), st.one_of(st.none(), st.integers(1, 3))),
+            max_size=8,
         )
     )
     floor = draw(st.integers(0, 300))
