@@ -686,9 +686,10 @@ def decay_scores(
         lock_buckets(conn, ALL_BUCKETS)
         state = state_of(conn)
         # Leads rescored since, and those rescored for a merge or split (whose seq is no newer, restaged_leads).
-        # A union, not an `or`: each part is an index lookup, where an `or` scans every lead.
-        in_scope = f"""lead_key in (select lead_key from lead_scores where scored_seq > {state["served_through"]}
-                                    union select lead_key from restaged_leads where unserved)"""
+        # A union, not an `or`, as an array: each partition is probed by its key index, where an `or` or a
+        # subquery scans every lead.
+        in_scope = f"""lead_key = any(array(select lead_key from lead_scores where scored_seq > {state["served_through"]}
+                                            union select lead_key from restaged_leads where unserved))"""
         leads = read_frame(
             conn, f"select {', '.join(LEAD_SCORE_SCHEMA)} from lead_scores where {in_scope}", LEAD_SCORE_SCHEMA
         )

@@ -85,9 +85,10 @@ def refresh_lead_stats(conn: psycopg.Connection, scope: Scope) -> StepResult:
         lock_buckets(conn, ALL_BUCKETS)
         start, through = conn.execute("select stats_through, scored_through from pipeline_state").fetchone()
         # Leads rescored since, and those rescored for a merge or split (whose seq is no newer, restaged_leads).
-        # A union, not an `or`: each part is an index lookup, where an `or` scans every lead.
-        leads = f"""lead_key in (select lead_key from lead_scores where scored_seq > {start}
-                                 union select lead_key from restaged_leads where unstated)"""
+        # A union, not an `or`, as an array: each partition is probed by its key index, where an `or` or a
+        # subquery scans every lead.
+        leads = f"""lead_key = any(array(select lead_key from lead_scores where scored_seq > {start}
+                                         union select lead_key from restaged_leads where unstated))"""
         history = read_frame(
             conn, f"select {', '.join(_HISTORY_SCHEMA)} from score_history where {leads}", _HISTORY_SCHEMA
         )
