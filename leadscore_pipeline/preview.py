@@ -49,7 +49,7 @@ def _chunk_rows(
         stored = read_frame(
             conn, f"select {', '.join(STORED_SCHEMA)} from {bucket_rows('lead_scores', chunk)}", STORED_SCHEMA
         )
-        events = chunk_lead_events(conn, chunk).select(list(EVENT_SCHEMA))
+        events = chunk_lead_events(conn, chunk)[0].select(list(EVENT_SCHEMA))
     refold = pl.concat(
         [
             events.filter(pl.col("event_type").is_in(changed)).select("lead_key"),

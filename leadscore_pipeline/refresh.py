@@ -20,7 +20,7 @@ from leadscore_pipeline.buckets import ALL_BUCKETS, LEAD_BUCKETS, lead_bucket_sq
 from leadscore_pipeline.db.aggregates import move_event_totals, move_served_totals
 from leadscore_pipeline.db.frames import copy_frame, read_frame
 from leadscore_pipeline.db.identity import (
-    aliases_into,
+    aliases_where,
     queue_cross_bucket_leads,
     recount_links,
     replace_bucket_links,
@@ -40,7 +40,7 @@ from leadscore_pipeline.scoring.dedup import (
     rebuilt_clean_events,
 )
 from leadscore_pipeline.scoring.diff import differences
-from leadscore_pipeline.scoring.identity import identity_links
+from leadscore_pipeline.scoring.identity import as_lead_events, identity_links
 from leadscore_pipeline.scoring.leads import score_leads
 from leadscore_pipeline.scoring.params import ScoringParams, TierThresholds
 from leadscore_pipeline.settings import get_settings
@@ -479,8 +479,8 @@ def _score_touched(conn: psycopg.Connection, params: ScoringParams, upto: int) -
         through = max(through, start)
         conn.execute("create temp table scored_leads (lead_key text primary key) on commit drop")
         conn.execute(
-            f"""insert into scored_leads select distinct {_RESOLVED_KEY} from clean_events c {_ALIAS_JOIN}
-                where c.seq > {start} and c.seq <= {through}"""
+            f"""insert into scored_leads select distinct coalesce(a.lead_key, c.lead_key) from clean_events c
+                left join lead_aliases a on a.identity_key = c.lead_key where c.seq > {start} and c.seq <= {through}"""
         )
         conn.execute("insert into scored_leads select unnest(%s::text[]) on conflict do nothing", (rescores,))
         analyze(conn, "scored_leads")  # a few rows: the reads below go through the key indexes
@@ -494,17 +494,17 @@ def _score_touched(conn: psycopg.Connection, params: ScoringParams, upto: int) -
         # Keys as arrays, so each bucket's partition is probed by its index (as a subquery, the planner hashed
         # every partition whole: 630 ms for 1k leads over 500k events).
         scored = "any(array(select lead_key from scored_leads))"
+        scored_keys = [key for (key,) in conn.execute("select lead_key from scored_leads").fetchall()]
         keys = f"any(array(select lead_key from scored_leads union select identity_key from lead_aliases where lead_key = {scored}))"
-        # Leads as of the range's end: a part before a bad delivery is scored without it.
-        events = _as_lead_events(
-            read_frame(
-                conn,
-                f"""select {_RESOLVED_COLUMNS} from clean_events c {_ALIAS_JOIN}
-                    where c.lead_key = {keys} and {_RESOLVED_KEY} = {scored} and c.seq <= {through}""",
-                RESOLVED_SCHEMA,
-            )
+        # Leads as of the range's end: a part before a bad delivery is scored without it. Each event's key is
+        # resolved again here: it may be one that was joined elsewhere since (a lead queued to rescore).
+        events = read_frame(
+            conn,
+            f"select {', '.join(CLEAN_SCHEMA)} from clean_events where lead_key = {keys} and seq <= {through}",
+            CLEAN_SCHEMA,
         )
-        aliases = aliases_into(conn, f"lead_key = {scored}")
+        aliases = aliases_where(conn, f"identity_key = {keys}")
+        events = as_lead_events(events.lazy(), aliases.lazy()).filter(pl.col("lead_key").is_in(scored_keys)).collect()
         leads, history = _scored(conn, events, params, state["rules_version"], through, aliases)
         conn.execute(f"delete from lead_scores where lead_key = {scored}")
         copy_frame(conn, "lead_scores", leads)
@@ -524,68 +524,31 @@ def _score_touched(conn: psycopg.Connection, params: ScoringParams, upto: int) -
     return StepResult(leads.height, through, {"events": events.height, "identity_rescores": len(rescores)})
 
 
-# Clean events with the lead each resolves to through the identity graph (SPEC §3), from `clean_events c`.
-_ALIAS_JOIN = "left join lead_aliases a on a.identity_key = c.lead_key"
-_RESOLVED_KEY = "coalesce(a.lead_key, c.lead_key)"
-_RESOLVED_COLUMNS = ", ".join(
-    [*(f"c.{name}" for name in CLEAN_SCHEMA), _RESOLVED_KEY, "coalesce(a.lead_bucket, c.lead_bucket)"]
-)
-RESOLVED_SCHEMA = {**CLEAN_SCHEMA, "resolved_key": pl.String, "resolved_bucket": pl.Int16}
-
-
-def _as_lead_events(events: pl.DataFrame) -> pl.DataFrame:
-    """Clean events as their leads': lead_key and lead_bucket those of the lead each resolves to, the key it was
-    sent under as identity_key."""
-    return (
-        events.rename({"lead_key": "identity_key"})
-        .drop("lead_bucket")
-        .rename({"resolved_key": "lead_key", "resolved_bucket": "lead_bucket"})
-    )
-
-
-def chunk_lead_events(conn: psycopg.Connection, chunk: tuple[int, ...]) -> pl.DataFrame:
-    """The events of the leads of `chunk`'s buckets: those of its partitions that resolve to one of its leads, and
-    those of other buckets' keys that do. The latter are read in a savepoint rolled back at once, so this rebuild
-    holds no lock on another bucket group's partitions while it waits to swap its own."""
+def chunk_lead_events(conn: psycopg.Connection, chunk: tuple[int, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The events of the leads of `chunk`'s buckets (`as_lead_events`), and the aliases into those leads: events of
+    the chunk's partitions that resolve to one of its leads, and those of other buckets' keys that do. The latter are
+    read in a savepoint rolled back at once, so this rebuild holds no lock on another bucket group's partitions while
+    it waits to swap its own; and by key arrays, so each partition is probed by its index: most joined keys (an id
+    seen with an email) have no events of their own."""
     in_chunk = buckets_sql(chunk)
-    # Resolved by Polars: a join in the query cost as much again as the read.
-    events = read_frame(
-        conn, f"select {', '.join(CLEAN_SCHEMA)} from {bucket_rows('clean_events', chunk)}", CLEAN_SCHEMA
-    )
-    aliases = aliases_into(conn, f"identity_bucket in {in_chunk}").select(
-        "identity_key", resolved_key="lead_key", resolved_bucket="lead_bucket"
-    )
-    own = (
-        events.join(aliases, left_on="lead_key", right_on="identity_key", how="left")
-        .with_columns(
-            resolved_key=pl.coalesce("resolved_key", "lead_key"),
-            resolved_bucket=pl.coalesce("resolved_bucket", "lead_bucket"),
-        )
-        .filter(pl.col("resolved_bucket").is_in(chunk))
-        .select(list(RESOLVED_SCHEMA))
-    )
-    del events
-    elsewhere = conn.execute(
-        f"""select distinct identity_bucket from lead_aliases
-            where lead_bucket in {in_chunk} and identity_bucket not in {in_chunk}"""
-    ).fetchall()
-    joined = []
+    aliases = aliases_where(conn, f"identity_bucket in {in_chunk} or lead_bucket in {in_chunk}")
+    frames = [
+        read_frame(conn, f"select {', '.join(CLEAN_SCHEMA)} from {bucket_rows('clean_events', chunk)}", CLEAN_SCHEMA)
+    ]
+    incoming = aliases.filter(pl.col("lead_bucket").is_in(chunk) & ~pl.col("identity_bucket").is_in(chunk))
     with conn.transaction(force_rollback=True):
-        for (bucket,) in elsewhere:
-            joined.append(
+        for (bucket,), keys in incoming.group_by("identity_bucket"):
+            frames.append(
                 read_frame(
                     conn,
-                    # The keys as an array, so the partition is probed by its index, not scanned: most joined
-                    # keys (an id seen with an email) have no events of their own.
-                    f"""select {_RESOLVED_COLUMNS} from {partition_name("clean_events", bucket)} c
-                        join lead_aliases a on a.identity_key = c.lead_key
-                        where c.lead_key = any(array(select identity_key from lead_aliases
-                                                     where lead_bucket in {in_chunk} and identity_bucket = {bucket}))
-                          and a.lead_bucket in {in_chunk}""",
-                    RESOLVED_SCHEMA,
+                    f"""select {", ".join(CLEAN_SCHEMA)} from {partition_name("clean_events", bucket)}
+                        where lead_key = any({{keys}})""",
+                    CLEAN_SCHEMA,
+                    {"keys": keys["identity_key"].to_list()},
                 )
             )
-    return _as_lead_events(pl.concat([own, *joined]))
+    events = as_lead_events(pl.concat(frames).lazy(), aliases.lazy()).filter(pl.col("lead_bucket").is_in(chunk))
+    return events.collect(), aliases.filter(pl.col("lead_bucket").is_in(chunk))
 
 
 def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringParams) -> StepResult:
@@ -596,9 +559,8 @@ def _rescore_buckets(conn: psycopg.Connection, scope: Scope, params: ScoringPara
         state = state_of(conn)
         through = scope.through_seq if scope.catch_up else state["deduped_through"]
         for chunk in bucket_chunks(conn, scope.buckets):
-            events = chunk_lead_events(conn, chunk)
+            events, aliases = chunk_lead_events(conn, chunk)
             events_scored += events.height
-            aliases = aliases_into(conn, f"lead_bucket in {buckets_sql(chunk)}")
             leads, history = _scored(conn, events, params, state["rules_version"], through, aliases)
             del events  # freed before the history is copied out (peak memory)
             _stage_buckets(conn, "lead_scores", chunk, leads)
@@ -619,7 +581,7 @@ def _scored(
     through: int,
     aliases: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The leads of `events` (their leads' events, `_as_lead_events`) scored under the current rules, and their
+    """The leads of `events` (their leads' events, `as_lead_events`) scored under the current rules, and their
     score history; `aliases`: the keys joined into them."""
     rules = read_frame(conn, f"select {', '.join(RULES_SCHEMA)} from rules", RULES_SCHEMA)
     scored = score_leads(events.lazy(), rules.lazy(), params, aliases.select("identity_key", "lead_key").lazy())

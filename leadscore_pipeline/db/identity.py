@@ -220,7 +220,7 @@ def queue_cross_bucket_leads(conn: psycopg.Connection, buckets: tuple[int, ...])
     return queue_rescores(conn, [lead for key, lead in outward if key in with_events])
 
 
-def aliases_into(conn: psycopg.Connection, where: str) -> pl.DataFrame:
+def aliases_where(conn: psycopg.Connection, where: str) -> pl.DataFrame:
     """The aliases matching `where` (on lead_aliases), with both buckets."""
     return read_frame(
         conn, f"select {', '.join(ALIAS_BUCKETS_SCHEMA)} from lead_aliases where {where}", ALIAS_BUCKETS_SCHEMA

@@ -97,6 +97,21 @@ def resolve_aliases(links: pl.DataFrame, max_emails_per_id: int, id_emails: pl.D
     return pl.concat([email_aliases, id_aliases]).sort("identity_key")
 
 
+def as_lead_events(events: pl.LazyFrame, aliases: pl.LazyFrame) -> pl.LazyFrame:
+    """Clean events as their leads': lead_key and lead_bucket those of the lead each event's key resolves to through
+    `aliases` (identity_key, lead_key, lead_bucket), the key it was sent under as identity_key."""
+    resolving = aliases.select("identity_key", alias_key="lead_key", alias_bucket="lead_bucket")
+    return (
+        events.join(resolving, left_on="lead_key", right_on="identity_key", how="left")
+        .with_columns(
+            identity_key=pl.col("lead_key"),
+            lead_key=pl.coalesce("alias_key", "lead_key"),
+            lead_bucket=pl.coalesce("alias_bucket", "lead_bucket"),
+        )
+        .drop("alias_key", "alias_bucket")
+    )
+
+
 def joined_keys(events: pl.LazyFrame, aliases: pl.LazyFrame) -> pl.LazyFrame:
     """Per (lead_key, event_id): the keys that event joined into its lead, as "k1, k2": each other email of the lead
     at its earliest event, each id that belongs to the lead at its earliest event that carries an email too.
