@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -58,6 +59,26 @@ def upsert_rule(conn: Connection, event_type: str, rule: dict[str, Any]) -> None
         ),
         {"event_type": event_type, **{field: rule[field] for field in RULE_FIELDS}},
     )
+
+
+def remove_rule(conn: Connection, event_type: str) -> bool:
+    """Delete one rule; False when there was none."""
+    return conn.execute(text("delete from rules where event_type = :t"), {"t": event_type}).rowcount > 0
+
+
+def change_rules(
+    conn: Connection,
+    kind: str,
+    change: Callable[[], None],
+    note: str | None = None,
+    restored_from: int | None = None,
+) -> dict[str, Any] | None:
+    """Make a change of the rule set (`change()`, which may raise to refuse it) as its own version: one writer at
+    a time, the set before it kept with it. None when the set is what it was."""
+    lock_rules(conn)
+    before = rule_set(conn)
+    change()
+    return record_rule_version(conn, kind, before, note, restored_from)
 
 
 def replace_rule_set(conn: Connection, rules: RuleSet) -> None:

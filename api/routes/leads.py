@@ -28,7 +28,6 @@ from api.schemas import (
 from leadscore_pipeline import clock
 from leadscore_pipeline.scoring.curve import score_curve
 from leadscore_pipeline.scoring.fold import score_at, tier_of, utc_day_of
-from leadscore_pipeline.settings import get_settings
 
 router = APIRouter(prefix="/api", tags=["leads"], responses=READ_ERRORS)
 
@@ -153,11 +152,11 @@ async def lead_detail(
 
 
 @router.get("/leads/{lead_key}/identities", response_model=LeadIdentities, responses=error_responses(404))
-async def lead_identities(lead_key: str, conn: ReaderDep) -> dict:
+async def lead_identities(lead_key: str, conn: ReaderDep, settings: SettingsDep) -> dict:
     """The emails and external ids joined into the lead and why, and the ids seen with its emails that the merge
     protection (LEADSCORE_MAX_EMAILS_PER_ID) leaves apart."""
     key, resolved_from = await _resolved(conn, lead_key)
-    identities = await reads.lead_identities(conn, key, get_settings().max_emails_per_id)
+    identities = await reads.lead_identities(conn, key, settings.max_emails_per_id)
     if identities is None:
         raise field_error(404, "lead_key", f"no scored lead {lead_key!r}")
     return {**identities, "resolved_from": resolved_from}

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from api import reads
 from api.auth import READ_GUARDS, AdminDep
@@ -19,10 +19,9 @@ from api.previews import PreviewJobs
 from api.schemas import ADMIN_ERRORS, READ_ERRORS, JsonInt, error_responses, no_coercion_to_int
 from leadscore_pipeline.rules import (
     RULE_FIELDS,
-    lock_rules,
-    record_rule_version,
+    change_rules,
+    remove_rule,
     replace_rule_set,
-    rule_set,
     upsert_rule,
 )
 
@@ -253,10 +252,7 @@ def list_rules(conn: ConnDep) -> dict:
     summary="Replace the whole rule set",
 )
 def put_rule_set(body: RuleSetIn, conn: ConnDep) -> dict:
-    lock_rules(conn)
-    before = rule_set(conn)
-    replace_rule_set(conn, body.as_rule_set())
-    version = record_rule_version(conn, "replace", before, body.note)
+    version = change_rules(conn, "replace", lambda: replace_rule_set(conn, body.as_rule_set()), body.note)
     return _set_changed(conn, version)
 
 
@@ -286,13 +282,12 @@ def get_version(version: VersionPath, conn: ConnDep) -> dict:
     summary="Make an old rule set current again (a new version; every lead is rescored)",
 )
 def restore_version(version: VersionPath, conn: ConnDep, body: RestoreIn | None = None) -> dict:
-    lock_rules(conn)
-    old = reads.rule_version(conn, version)
+    old = reads.rule_version(conn, version)  # a version never changes: read before the writers' lock
     if old is None:
         raise field_error(404, "version", f"no rule version {version}")
-    before = rule_set(conn)
-    replace_rule_set(conn, {rule["event_type"]: rule for rule in old["rules"]})
-    made = record_rule_version(conn, "restore", before, body.note if body else None, restored_from=version)
+    rules = {rule["event_type"]: rule for rule in old["rules"]}
+    note = body.note if body else None
+    made = change_rules(conn, "restore", lambda: replace_rule_set(conn, rules), note, restored_from=version)
     return _set_changed(conn, made)
 
 
@@ -339,10 +334,8 @@ def get_rule(event_type: EventTypePath, conn: ConnDep) -> dict:
 )
 def put_rule(event_type: EventTypePath, body: RuleIn, conn: ConnDep) -> dict:
     stored_type = _event_type(event_type)
-    lock_rules(conn)
-    before = rule_set(conn)
-    upsert_rule(conn, stored_type, body.model_dump(include=set(RULE_FIELDS)))
-    version = record_rule_version(conn, "put", before, body.note)
+    rule = body.model_dump(include=set(RULE_FIELDS))
+    version = change_rules(conn, "put", lambda: upsert_rule(conn, stored_type, rule), body.note)
     return {
         "rule": reads.rule(conn, stored_type),
         "rules_version": reads.rules_version(conn),
@@ -360,12 +353,12 @@ def delete_rule(
     note: Annotated[str | None, Query(max_length=500, description="why: kept with the version")] = None,
 ) -> dict:
     stored_type = _event_type(event_type)
-    lock_rules(conn)
-    before = rule_set(conn)
-    deleted = conn.execute(text("delete from rules where event_type = :t"), {"t": stored_type}).rowcount
-    if not deleted:
-        raise field_error(404, "event_type", f"no rule for {event_type!r}")
-    version = record_rule_version(conn, "delete", before, note)
+
+    def delete() -> None:
+        if not remove_rule(conn, stored_type):
+            raise field_error(404, "event_type", f"no rule for {event_type!r}")
+
+    version = change_rules(conn, "delete", delete, note)
     return {"rule": None, "rules_version": reads.rules_version(conn), "changed": True, "version": version["version"]}
 
 
